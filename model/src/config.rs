@@ -1,0 +1,532 @@
+//! Phoenix's YAML configuration: the structs, `--set` overrides and validation.
+//!
+//! Parsing goes through `serde_path_to_error`, so an error names the key path; validation
+//! collects every problem instead of stopping at the first.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// One configuration problem: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key path, e.g. `ingest.grpc_listen`.
+    pub key: String,
+    /// Why the value is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+/// Errors from loading a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The YAML does not fit the config structs (unknown key, wrong type).
+    #[error("{file}: {key}: {reason}")]
+    Parse {
+        /// The file (or `<default>`).
+        file: String,
+        /// Dotted key path.
+        key: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A `--set` override is malformed.
+    #[error("--set {arg}: {reason}")]
+    Override {
+        /// The override as given.
+        arg: String,
+        /// Why it is malformed.
+        reason: String,
+    },
+    /// The config parsed, but values are invalid.
+    #[error("{file}: {}", issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        /// The file (or `<default>`).
+        file: String,
+        /// Every problem found.
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+/// The whole configuration. Every key has a default: an empty file is the embedded default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// OTLP receivers.
+    pub ingest: IngestConfig,
+    /// HTTP API.
+    pub api: ApiConfig,
+    /// Parquet storage and local state.
+    pub storage: StorageConfig,
+    /// Transport of graph edges.
+    pub bus: BusConfig,
+    /// The processor graph.
+    pub pipeline: PipelineConfig,
+}
+
+/// OTLP receivers and their limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// OTLP/gRPC listen address.
+    pub grpc_listen: String,
+    /// OTLP/HTTP listen address.
+    pub http_listen: String,
+    /// Largest request body accepted, after decompression.
+    pub max_body_bytes: usize,
+    /// Largest attribute value (rendered as a string) accepted; longer ones reject the point.
+    pub max_attribute_value_bytes: usize,
+    /// Most attributes on one datapoint (or one resource); more rejects the point.
+    pub max_attributes: usize,
+    /// How long a request waits for room in a full pipeline before it gets 503/UNAVAILABLE.
+    pub admission_timeout_ms: u64,
+    /// Retry-After hint, in seconds, given to clients when the pipeline is full.
+    pub retry_after_secs: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            grpc_listen: "127.0.0.1:4317".into(),
+            http_listen: "127.0.0.1:4318".into(),
+            max_body_bytes: 20 * 1024 * 1024,
+            max_attribute_value_bytes: 16 * 1024,
+            max_attributes: 128,
+            admission_timeout_ms: 250,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+/// HTTP API and query limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// API listen address.
+    pub listen: String,
+    /// A query running longer is cancelled.
+    pub query_timeout_secs: u64,
+    /// Memory one query may use for sorts, joins and aggregations.
+    pub query_memory_bytes: usize,
+    /// Queries run at once; more get 503.
+    pub max_concurrent_queries: usize,
+    /// Most rows a query may return.
+    pub max_result_rows: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            query_timeout_secs: 30,
+            query_memory_bytes: 1024 * 1024 * 1024,
+            max_concurrent_queries: 8,
+            max_result_rows: 1_000_000,
+        }
+    }
+}
+
+/// Parquet storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Where tables live: a path, `file://…`, `s3://bucket/prefix` or `memory://`.
+    pub url: String,
+    /// Local state (WAL, scratch).
+    pub data_dir: String,
+    /// Buffered data is flushed at least this often.
+    pub flush_interval_secs: u64,
+    /// Buffered rows that trigger a flush.
+    pub flush_max_rows: usize,
+    /// Largest Parquet row group, in rows.
+    pub row_group_rows: usize,
+    /// zstd level of Parquet pages.
+    pub zstd_level: i32,
+    /// Files whose newest point is older than this are deleted (0 keeps everything).
+    pub retention_days: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: "./data/tables".into(),
+            data_dir: "./data".into(),
+            flush_interval_secs: 10,
+            flush_max_rows: 2_000_000,
+            row_group_rows: 1024 * 1024,
+            zstd_level: 3,
+            retention_days: 0,
+        }
+    }
+}
+
+/// Which transport graph edges use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// Bounded in-memory channels in one process.
+    #[default]
+    Memory,
+    /// Kafka topics.
+    Kafka,
+}
+
+/// Graph edge transport.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `memory` or `kafka`.
+    pub kind: BusKind,
+    /// Batches an in-memory edge holds before senders wait.
+    pub memory_capacity_batches: usize,
+    /// Kafka settings, used when `kind: kafka`.
+    pub kafka: KafkaConfig,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            kind: BusKind::Memory,
+            memory_capacity_batches: 256,
+            kafka: KafkaConfig::default(),
+        }
+    }
+}
+
+/// Kafka connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port,…`.
+    pub brokers: String,
+    /// Prefix of every topic Phoenix uses.
+    pub topic_prefix: String,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic_prefix: "phoenix.".into(),
+        }
+    }
+}
+
+/// The processor graph. Processors arrive with the processor-graph issue; today the graph is
+/// receivers → `metrics` sink.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {}
+
+impl Config {
+    /// Loads `file` (or the embedded default when `None`), applies `--set` overrides, validates.
+    ///
+    /// # Errors
+    /// Any [`ConfigError`]; errors name the file, the key path and the reason.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let (name, text) = match file {
+            Some(p) => {
+                let name = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    file: name.clone(),
+                    source,
+                })?;
+                (name, text)
+            }
+            None => ("<default>".to_string(), String::new()),
+        };
+        Self::from_yaml(&name, &text, overrides)
+    }
+
+    /// Parses YAML text, applies overrides, validates. `name` labels errors.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_yaml(name: &str, text: &str, overrides: &[String]) -> Result<Config, ConfigError> {
+        let mut value: serde_yaml::Value = if text.trim().is_empty() {
+            serde_yaml::Value::Mapping(Default::default())
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+                file: name.to_string(),
+                key: e
+                    .location()
+                    .map(|l| format!("line {} column {}", l.line(), l.column()))
+                    .unwrap_or_else(|| ".".into()),
+                reason: e.to_string(),
+            })?
+        };
+        if value.is_null() {
+            value = serde_yaml::Value::Mapping(Default::default());
+        }
+        for arg in overrides {
+            apply_override(&mut value, arg)?;
+        }
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Parse {
+                file: name.to_string(),
+                key: if key == "." { "<root>".into() } else { key },
+                reason: e.into_inner().to_string(),
+            }
+        })?;
+        let issues = config.validate();
+        if issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                file: name.to_string(),
+                issues,
+            })
+        }
+    }
+
+    /// Every value-level problem in the config (empty when valid).
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut issue = |key: &str, reason: String| {
+            issues.push(ConfigIssue {
+                key: key.to_string(),
+                reason,
+            })
+        };
+        for (key, addr) in [
+            ("ingest.grpc_listen", &self.ingest.grpc_listen),
+            ("ingest.http_listen", &self.ingest.http_listen),
+            ("api.listen", &self.api.listen),
+        ] {
+            if let Err(e) = addr.parse::<SocketAddr>() {
+                issue(key, format!("`{addr}` is not a socket address (host:port): {e}"));
+            }
+        }
+        let positives: [(&str, u64); 10] = [
+            ("ingest.max_body_bytes", self.ingest.max_body_bytes as u64),
+            (
+                "ingest.max_attribute_value_bytes",
+                self.ingest.max_attribute_value_bytes as u64,
+            ),
+            ("ingest.max_attributes", self.ingest.max_attributes as u64),
+            ("api.query_timeout_secs", self.api.query_timeout_secs),
+            ("api.query_memory_bytes", self.api.query_memory_bytes as u64),
+            (
+                "api.max_concurrent_queries",
+                self.api.max_concurrent_queries as u64,
+            ),
+            ("storage.flush_interval_secs", self.storage.flush_interval_secs),
+            ("storage.flush_max_rows", self.storage.flush_max_rows as u64),
+            ("storage.row_group_rows", self.storage.row_group_rows as u64),
+            (
+                "bus.memory_capacity_batches",
+                self.bus.memory_capacity_batches as u64,
+            ),
+        ];
+        for (key, v) in positives {
+            if v == 0 {
+                issue(key, "must be greater than 0".into());
+            }
+        }
+        if !(1..=22).contains(&self.storage.zstd_level) {
+            issue(
+                "storage.zstd_level",
+                format!("{} is outside zstd's levels 1..=22", self.storage.zstd_level),
+            );
+        }
+        if let Err(reason) = StorageUrl::parse(&self.storage.url) {
+            issue("storage.url", reason);
+        }
+        if self.storage.data_dir.trim().is_empty() {
+            issue("storage.data_dir", "must not be empty".into());
+        }
+        if self.bus.kind == BusKind::Kafka {
+            issue(
+                "bus.kind",
+                "`kafka` is not available in this build yet; use `memory`".into(),
+            );
+        }
+        issues
+    }
+}
+
+/// Where tables are stored, classified from `storage.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// A local folder (absolute or relative path, or `file://`).
+    Local(String),
+    /// An in-memory store (tests).
+    Memory,
+    /// `s3://bucket[/prefix]`, configured from the usual `AWS_*` environment variables.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix inside the bucket (no leading or trailing slash).
+        prefix: String,
+    },
+}
+
+impl StorageUrl {
+    /// Classifies a `storage.url` value.
+    ///
+    /// # Errors
+    /// A reason naming the unsupported scheme or the missing bucket.
+    pub fn parse(s: &str) -> Result<StorageUrl, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s == "memory://" || s == "memory:" {
+            return Ok(StorageUrl::Memory);
+        }
+        if let Some(path) = s.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err("file:// needs a path".into());
+            }
+            return Ok(StorageUrl::Local(path.to_string()));
+        }
+        if s.contains("://") {
+            let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+            return match url.scheme() {
+                "s3" => {
+                    let bucket = url.host_str().unwrap_or_default().to_string();
+                    if bucket.is_empty() {
+                        return Err(format!("`{s}` names no bucket"));
+                    }
+                    Ok(StorageUrl::S3 {
+                        bucket,
+                        prefix: url.path().trim_matches('/').to_string(),
+                    })
+                }
+                other => Err(format!(
+                    "scheme `{other}://` is not supported (use a path, file://, s3:// or memory://)"
+                )),
+            };
+        }
+        Ok(StorageUrl::Local(s.to_string()))
+    }
+}
+
+/// Applies one `KEY=VALUE` override to a YAML tree; the value is parsed as a YAML scalar.
+fn apply_override(root: &mut serde_yaml::Value, arg: &str) -> Result<(), ConfigError> {
+    let bad = |reason: &str| ConfigError::Override {
+        arg: arg.to_string(),
+        reason: reason.to_string(),
+    };
+    let (key, raw) = arg.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(bad("key path has an empty segment"));
+    }
+    let value: serde_yaml::Value = serde_yaml::from_str(raw)
+        .unwrap_or_else(|_| serde_yaml::Value::String(raw.to_string()));
+    let mut node = root;
+    for (i, part) in parts.iter().enumerate() {
+        let map = match node {
+            serde_yaml::Value::Mapping(m) => m,
+            serde_yaml::Value::Null => {
+                *node = serde_yaml::Value::Mapping(Default::default());
+                match node {
+                    serde_yaml::Value::Mapping(m) => m,
+                    _ => return Err(bad("internal: mapping expected")),
+                }
+            }
+            _ => return Err(bad(&format!("`{}` is not a mapping", parts[..i].join(".")))),
+        };
+        let k = serde_yaml::Value::String((*part).to_string());
+        if i + 1 == parts.len() {
+            map.insert(k, value);
+            return Ok(());
+        }
+        node = map.entry(k).or_insert(serde_yaml::Value::Null);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty file is the embedded default, bound to loopback.
+    #[test]
+    fn empty_is_embedded_default() {
+        let c = Config::from_yaml("t.yaml", "", &[]).expect("default config is valid");
+        assert_eq!(c.ingest.grpc_listen, "127.0.0.1:4317");
+        assert_eq!(c.ingest.http_listen, "127.0.0.1:4318");
+        assert_eq!(c.api.listen, "127.0.0.1:8080");
+        assert_eq!(c.storage.url, "./data/tables");
+        assert_eq!(c.bus.kind, BusKind::Memory);
+    }
+
+    /// Unknown keys are errors that name the file and the key path.
+    #[test]
+    fn unknown_key_names_path() {
+        let err = Config::from_yaml("x.yaml", "ingest:\n  grpc_lisen: 1\n", &[])
+            .expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.starts_with("x.yaml: ingest"), "{msg}");
+        assert!(msg.contains("grpc_lisen"), "{msg}");
+    }
+
+    /// `--set` overrides reach nested keys and are validated like file values.
+    #[test]
+    fn set_overrides_and_validates() {
+        let c = Config::from_yaml("t", "", &["api.listen=127.0.0.1:9999".into()]).expect("valid");
+        assert_eq!(c.api.listen, "127.0.0.1:9999");
+        let c = Config::from_yaml("t", "", &["storage.flush_max_rows=10".into()]).expect("valid");
+        assert_eq!(c.storage.flush_max_rows, 10);
+        let err = Config::from_yaml("t", "", &["api.listen=nope".into()]).expect_err("invalid");
+        assert!(err.to_string().contains("api.listen"), "{err}");
+        assert!(Config::from_yaml("t", "", &["noequals".into()]).is_err());
+    }
+
+    /// Validation collects every problem, not just the first.
+    #[test]
+    fn collects_all_issues() {
+        let yaml = "ingest:\n  grpc_listen: bad\napi:\n  query_timeout_secs: 0\nstorage:\n  url: ftp://x\n";
+        match Config::from_yaml("t", yaml, &[]) {
+            Err(ConfigError::Invalid { issues, .. }) => {
+                let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+                assert_eq!(
+                    keys,
+                    ["ingest.grpc_listen", "api.query_timeout_secs", "storage.url"]
+                );
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    /// Storage URLs are classified by scheme.
+    #[test]
+    fn storage_urls() {
+        assert_eq!(StorageUrl::parse("memory://"), Ok(StorageUrl::Memory));
+        assert_eq!(
+            StorageUrl::parse("./data/tables"),
+            Ok(StorageUrl::Local("./data/tables".into()))
+        );
+        assert_eq!(
+            StorageUrl::parse("file:///tmp/x"),
+            Ok(StorageUrl::Local("/tmp/x".into()))
+        );
+        assert_eq!(
+            StorageUrl::parse("s3://bucket/a/b/"),
+            Ok(StorageUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into()
+            })
+        );
+        assert!(StorageUrl::parse("gs://b").is_err());
+        assert!(StorageUrl::parse("s3:///x").is_err());
+    }
+}

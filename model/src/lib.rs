@@ -1,0 +1,13 @@
+//! Shared model of Phoenix: the Arrow schema every stage uses, the configuration structs, the
+//! graph-edge traits and the health registry. No I/O and no async runtime live here; every other
+//! crate depends on this one and on nothing beside it.
+
+pub mod config;
+pub mod edge;
+pub mod health;
+pub mod schema;
+
+pub use config::{Config, ConfigError, ConfigIssue, StorageUrl};
+pub use edge::{AckToken, Delivery, EdgeError, EdgeReceiver, EdgeSender};
+pub use health::{HealthRegistry, Status};
+pub use schema::metrics_schema;
