@@ -1,1 +1,62 @@
-fn main() {}
+//! `phoenix`: the Phoenix server and its command-line client.
+//!
+//! Exit codes: 0 success, 1 user error (bad config, bad query), 2 runtime failure.
+
+mod cli;
+mod config_cmd;
+mod serve;
+mod sql_client;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad config, bad query, bad arguments: exit 1.
+    User(anyhow::Error),
+    /// Anything else: exit 2.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Sql(args) => sql_client::run(args),
+        cli::Command::Config(cli::ConfigCommand::Validate(args)) => config_cmd::validate(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::User(e)) => {
+            report(&e);
+            ExitCode::from(1)
+        }
+        Err(Failure::Runtime(e)) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            report(&e);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints the error and its causes on one line.
+fn report(e: &anyhow::Error) {
+    eprintln!("error: {e:#}");
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

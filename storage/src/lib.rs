@@ -1,1 +1,31 @@
-//! placeholder
+//! Phoenix's storage layer: each table is a set of immutable Parquet files in object storage
+//! (local folder, S3 or memory) plus an in-memory buffer of rows not yet flushed. Queries see
+//! both through one consistent [`TableSnapshot`]; the [`run_sink`] stage feeds a table from a
+//! graph edge and acknowledges deliveries once a flush made them durable.
+//!
+//! Layout: `{table}/date=YYYY-MM-DD/hour=HH/{min_time_ns}-{max_time_ns}-{uuid_v7}.parquet`
+//! (Hive-style, readable as-is by DuckDB, Spark or pyarrow). The file name carries the time range
+//! of its rows, so time pruning needs no footer read and the manifest is rebuilt from a listing.
+
+mod catalog;
+mod encode;
+mod error;
+mod layout;
+mod metrics;
+mod sink;
+mod store;
+mod table;
+pub mod testing;
+
+pub use catalog::Storage;
+pub use error::{Error, Result};
+pub use layout::{parse_file_name, partition_prefix, HOUR_NANOS};
+pub use sink::run_sink;
+pub use store::{build_object_store, OBJECT_STORE_URL};
+pub use table::{FileMeta, FlushReport, Table, TableSnapshot};
+
+/// Name of the table every datapoint lands in.
+pub const METRICS_TABLE: &str = "metrics";
+
+/// Key-value metadata key carrying the schema version in every Parquet file.
+pub const SCHEMA_VERSION_KEY: &str = "phoenix.schema_version";

@@ -1,0 +1,249 @@
+//! `phoenix serve`: wires receivers, graph, storage and the API, and shuts them down in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use phoenix_analytics::QueryEngine;
+use phoenix_api::ApiState;
+use phoenix_ingest::Receiver;
+use phoenix_model::config::BusKind;
+use phoenix_model::{Config, EdgeSender, HealthRegistry, Status};
+use phoenix_processors::Graph;
+use phoenix_storage::Storage;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::cli::{Role, ServeArgs};
+use crate::Failure;
+
+/// How long receivers get to finish in-flight requests after a stop signal.
+const RECEIVER_DRAIN: Duration = Duration::from_secs(10);
+/// How long sinks get to drain the graph and flush to storage.
+const SINK_FLUSH: Duration = Duration::from_secs(60);
+
+/// Loads the config and runs the server until SIGTERM or Ctrl-C.
+pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
+    let config =
+        Config::load(args.config.as_deref(), &args.set).map_err(|e| Failure::User(e.into()))?;
+    if args.role != Role::All && config.bus.kind == BusKind::Memory {
+        return Err(Failure::User(anyhow!(
+            "--role {:?} splits the pipeline across processes and needs bus.kind: kafka",
+            args.role
+        )));
+    }
+    init_tracing();
+    let prometheus = install_metrics()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("phoenix")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config, prometheus))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn install_metrics() -> Result<PrometheusHandle, Failure> {
+    let buckets = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| Failure::Runtime(anyhow!("installing the metrics recorder: {e}")))
+}
+
+async fn bind(addr: &str, what: &str) -> Result<TcpListener, Failure> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+        .map_err(Failure::Runtime)
+}
+
+async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failure> {
+    let health = HealthRegistry::default();
+    let storage = Storage::open(&config.storage)
+        .await
+        .with_context(|| format!("opening storage at {}", config.storage.url))?;
+
+    let graph = Graph::build(&config);
+    let sink_cancel = CancellationToken::new();
+    let mut sinks: Vec<JoinHandle<()>> = Vec::new();
+    for sink in graph.sinks {
+        let table = storage
+            .table(&sink.table)
+            .await
+            .with_context(|| format!("opening table {}", sink.table))?;
+        let (health, cancel, name) = (health.clone(), sink_cancel.clone(), sink.table.clone());
+        sinks.push(tokio::spawn(async move {
+            if let Err(error) = phoenix_storage::run_sink(table, sink.rx, health, cancel).await {
+                error!(table = %name, %error, "Table sink failed.");
+            }
+        }));
+    }
+
+    let engine = Arc::new(QueryEngine::new(storage.clone(), &config.api).context("starting SQL")?);
+    let ingress: Arc<dyn EdgeSender> = graph.ingress;
+    let receiver = Arc::new(Receiver::new(ingress.clone(), &config.ingest));
+
+    let grpc = bind(&config.ingest.grpc_listen, "OTLP/gRPC").await?;
+    let http = bind(&config.ingest.http_listen, "OTLP/HTTP").await?;
+    let api = bind(&config.api.listen, "the HTTP API").await?;
+
+    let ingest_cancel = CancellationToken::new();
+    let api_cancel = CancellationToken::new();
+    let grpc_task = tokio::spawn(phoenix_ingest::serve_grpc(
+        grpc,
+        receiver.clone(),
+        ingest_cancel.clone(),
+    ));
+    let http_task = tokio::spawn(phoenix_ingest::serve_http(
+        http,
+        receiver.clone(),
+        ingest_cancel.clone(),
+    ));
+    drop(receiver);
+    let state = ApiState {
+        engine,
+        health: health.clone(),
+        prometheus: prometheus.clone(),
+    };
+    let api_task = tokio::spawn(phoenix_api::serve(api, state, api_cancel.clone()));
+    let reporter_cancel = CancellationToken::new();
+    let reporter = tokio::spawn(report_health(
+        health.clone(),
+        ingress.clone(),
+        config.clone(),
+        prometheus,
+        reporter_cancel.clone(),
+    ));
+
+    info!(
+        grpc = %config.ingest.grpc_listen,
+        http = %config.ingest.http_listen,
+        api = %config.api.listen,
+        storage = %config.storage.url,
+        "Phoenix is serving."
+    );
+    wait_for_stop().await;
+    info!("Stopping: receivers first, then the graph drains and storage flushes.");
+
+    ingest_cancel.cancel();
+    for (name, task) in [("OTLP/gRPC", grpc_task), ("OTLP/HTTP", http_task)] {
+        match tokio::time::timeout(RECEIVER_DRAIN, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => warn!(receiver = name, %error, "Receiver ended with an error."),
+            Ok(Err(error)) => warn!(receiver = name, %error, "Receiver task failed."),
+            Err(_) => warn!(receiver = name, "Receiver did not stop in time."),
+        }
+    }
+    // The reporter holds a sender too: stop it so that dropping ours is the last one, which
+    // closes the edge; sinks then drain it and flush everything before returning.
+    reporter_cancel.cancel();
+    if let Err(error) = reporter.await {
+        warn!(%error, "Health reporter failed.");
+    }
+    drop(ingress);
+    let mut flushed = true;
+    for task in sinks {
+        if tokio::time::timeout(SINK_FLUSH, task).await.is_err() {
+            flushed = false;
+        }
+    }
+    if !flushed {
+        sink_cancel.cancel();
+        error!("Storage did not finish flushing in time; unflushed data is lost.");
+    }
+    api_cancel.cancel();
+    match api_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => warn!(%error, "API server ended with an error."),
+        Err(error) => warn!(%error, "API task failed."),
+    }
+    if flushed {
+        info!("Stopped cleanly.");
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow!("storage flush timed out at shutdown")))
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn wait_for_stop() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            warn!(%error, "Cannot listen for Ctrl-C.");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Keeps the health figures of the receivers, graph, bus and WAL current, and the metrics
+/// exporter's histograms fresh.
+async fn report_health(
+    health: HealthRegistry,
+    ingress: Arc<dyn EdgeSender>,
+    config: Config,
+    prometheus: PrometheusHandle,
+    stop: CancellationToken,
+) {
+    let capacity = config.bus.memory_capacity_batches;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let queued = ingress.queued();
+        let mut figures = serde_json::Map::new();
+        figures.insert("grpc_listen".into(), config.ingest.grpc_listen.clone().into());
+        figures.insert("http_listen".into(), config.ingest.http_listen.clone().into());
+        health.report("ingest", Status::Ok, figures);
+
+        let mut figures = serde_json::Map::new();
+        figures.insert("queued_batches".into(), queued.into());
+        figures.insert("capacity_batches".into(), capacity.into());
+        let status = if queued * 10 >= capacity * 9 {
+            Status::Degraded
+        } else {
+            Status::Ok
+        };
+        health.report("graph", status, figures.clone());
+        figures.insert("kind".into(), "memory".into());
+        health.report("bus", status, figures);
+
+        let mut figures = serde_json::Map::new();
+        figures.insert("enabled".into(), false.into());
+        health.report("wal", Status::Ok, figures);
+        prometheus.run_upkeep();
+    }
+}

@@ -1,0 +1,193 @@
+//! [`Storage`]: the object store and the tables found in it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use parking_lot::RwLock;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use phoenix_model::config::StorageConfig;
+use phoenix_model::metrics_schema;
+
+use crate::layout::{parse_object_path, valid_table_name};
+use crate::store::build_object_store;
+use crate::table::FileMeta;
+use crate::{Error, Result, Table, METRICS_TABLE};
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    cfg: StorageConfig,
+    tables: RwLock<BTreeMap<String, Table>>,
+}
+
+/// The tables root in object storage and every table in it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+impl Storage {
+    /// Opens the store named by `cfg.url` and rebuilds every table's manifest from a listing.
+    ///
+    /// # Errors
+    /// A bad URL or folder, or a failed listing.
+    pub async fn open(cfg: &StorageConfig) -> Result<Storage> {
+        let store = build_object_store(&cfg.url)?;
+        Self::open_with_store(store, cfg).await
+    }
+
+    /// Like [`Storage::open`] with a ready object store whose root is the tables root (tests,
+    /// embedding). `cfg.url` is not used.
+    ///
+    /// # Errors
+    /// A failed listing.
+    pub async fn open_with_store(
+        store: Arc<dyn ObjectStore>,
+        cfg: &StorageConfig,
+    ) -> Result<Storage> {
+        let mut found: BTreeMap<String, Vec<FileMeta>> = BTreeMap::new();
+        let mut listing = store.list(None);
+        while let Some(meta) = listing
+            .try_next()
+            .await
+            .map_err(|e| Error::store("list", "/", e))?
+        {
+            match parse_object_path(&meta.location) {
+                Some((table, min_time, max_time)) if valid_table_name(&table) => {
+                    found.entry(table).or_default().push(FileMeta {
+                        path: meta.location,
+                        min_time,
+                        max_time,
+                        size: meta.size,
+                        rows: None,
+                    });
+                }
+                _ => tracing::warn!(path = %meta.location, "Skipping object that is not a Phoenix table file."),
+            }
+        }
+        let mut tables = BTreeMap::new();
+        for (name, files) in found {
+            let schema = if name == METRICS_TABLE {
+                metrics_schema()
+            } else {
+                match read_schema(&store, &files).await {
+                    Some(s) => s,
+                    None => {
+                        tracing::warn!(table = %name, "Skipping table: no readable Parquet footer.");
+                        continue;
+                    }
+                }
+            };
+            tracing::info!(table = %name, files = files.len(), "Loaded table manifest.");
+            let table = Table::new(&name, schema, Arc::clone(&store), cfg, files)?;
+            tables.insert(name, table);
+        }
+        if !tables.contains_key(METRICS_TABLE) {
+            let table = Table::new(METRICS_TABLE, metrics_schema(), Arc::clone(&store), cfg, vec![])?;
+            tables.insert(METRICS_TABLE.to_string(), table);
+        }
+        Ok(Storage {
+            inner: Arc::new(Inner {
+                store,
+                cfg: cfg.clone(),
+                tables: RwLock::new(tables),
+            }),
+        })
+    }
+
+    /// The object store; its root is the tables root (paths look like `metrics/date=…/…`).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner.store)
+    }
+
+    /// The storage settings this was opened with.
+    pub fn config(&self) -> &StorageConfig {
+        &self.inner.cfg
+    }
+
+    /// Names of every table, sorted.
+    pub fn tables(&self) -> Vec<String> {
+        self.inner.tables.read().keys().cloned().collect()
+    }
+
+    /// An existing table, if any.
+    pub fn get_table(&self, name: &str) -> Option<Table> {
+        self.inner.tables.read().get(name).cloned()
+    }
+
+    /// The table `name`, created with [`metrics_schema`] if it does not exist yet.
+    ///
+    /// # Errors
+    /// [`Error::TableName`] for a name that is not `[a-z_][a-z0-9_]*`.
+    pub fn table(&self, name: &str) -> Result<Table> {
+        if let Some(t) = self.get_table(name) {
+            return Ok(t);
+        }
+        self.table_with_schema(name, metrics_schema())
+    }
+
+    /// The table `name` with `schema`, created if it does not exist yet.
+    ///
+    /// # Errors
+    /// [`Error::TableName`] for a bad name, [`Error::Schema`] when the table exists with another
+    /// schema or the schema has no non-null `Timestamp(ns)` column.
+    pub fn table_with_schema(&self, name: &str, schema: SchemaRef) -> Result<Table> {
+        if !valid_table_name(name) {
+            return Err(Error::TableName(name.to_string()));
+        }
+        let mut tables = self.inner.tables.write();
+        if let Some(t) = tables.get(name) {
+            if t.schema().fields() != schema.fields() {
+                return Err(Error::Schema {
+                    table: name.to_string(),
+                    reason: "exists with a different schema".into(),
+                });
+            }
+            return Ok(t.clone());
+        }
+        let table = Table::new(
+            name,
+            schema,
+            Arc::clone(&self.inner.store),
+            &self.inner.cfg,
+            vec![],
+        )?;
+        tables.insert(name.to_string(), table.clone());
+        Ok(table)
+    }
+
+    /// Flushes every table (used at shutdown).
+    ///
+    /// # Errors
+    /// The first table flush failure; every table is still attempted.
+    pub async fn flush_all(&self) -> Result<()> {
+        let tables: Vec<Table> = self.inner.tables.read().values().cloned().collect();
+        let mut first = None;
+        for t in tables {
+            if let Err(e) = t.flush().await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// The Arrow schema of a table, from the footer of its newest readable file.
+async fn read_schema(store: &Arc<dyn ObjectStore>, files: &[FileMeta]) -> Option<SchemaRef> {
+    let mut newest: Vec<&FileMeta> = files.iter().collect();
+    newest.sort_by_key(|f| std::cmp::Reverse(f.max_time));
+    for f in newest {
+        let reader =
+            ParquetObjectReader::new(Arc::clone(store), f.path.clone()).with_file_size(f.size);
+        match ParquetRecordBatchStreamBuilder::new(reader).await {
+            Ok(b) => return Some(SchemaRef::clone(b.schema())),
+            Err(error) => {
+                tracing::warn!(path = %f.path, %error, "Cannot read Parquet footer.")
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,18 @@
+//! Names of the metrics this crate emits (see the README for their meaning).
+
+/// Rows written to Parquet, by `table`.
+pub(crate) const ROWS_WRITTEN: &str = "phoenix_storage_rows_written_total";
+/// Parquet bytes written, by `table`.
+pub(crate) const BYTES_WRITTEN: &str = "phoenix_storage_bytes_written_total";
+/// Parquet files written, by `table`.
+pub(crate) const FILES_WRITTEN: &str = "phoenix_storage_files_written_total";
+/// Partition flushes that failed, by `table`.
+pub(crate) const FLUSH_ERRORS: &str = "phoenix_storage_flush_errors_total";
+/// Duration of a whole table flush.
+pub(crate) const FLUSH_DURATION: &str = "phoenix_storage_flush_duration_seconds";
+/// Rows held in memory, not yet in Parquet, by `table`.
+pub(crate) const BUFFERED_ROWS: &str = "phoenix_storage_buffered_rows";
+/// Files deleted, by `table` and `reason`.
+pub(crate) const FILES_DELETED: &str = "phoenix_storage_files_deleted_total";
+/// Datapoints the sink could not store, by `table` and `reason`.
+pub(crate) const ROWS_DROPPED: &str = "phoenix_storage_rows_dropped_total";

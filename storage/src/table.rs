@@ -1,0 +1,447 @@
+//! One table: its manifest of Parquet files, its in-memory buffer and the flush that moves rows
+//! from the second to the first.
+//!
+//! Invariant: every appended row is, at any instant, in exactly one of the buffer or a manifest
+//! file. A flush encodes a copy of the buffered batches, writes the file, and only then — under
+//! the same lock a [`Table::snapshot`] takes — removes exactly those batches from the buffer and
+//! adds the file. Batches appended while the write runs stay buffered for the next flush.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use arrow::compute::kernels::cmp::eq;
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampNanosecondType};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parking_lot::Mutex;
+use phoenix_model::config::StorageConfig;
+use phoenix_model::schema::col;
+
+use crate::encode::FileEncoder;
+use crate::layout::{file_path, hour_of};
+use crate::metrics::{
+    BUFFERED_ROWS, BYTES_WRITTEN, FILES_DELETED, FILES_WRITTEN, FLUSH_DURATION, FLUSH_ERRORS,
+    ROWS_WRITTEN,
+};
+use crate::{Error, Result};
+
+/// One Parquet file of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Object path relative to the tables root (`metrics/date=…/hour=…/…parquet`).
+    pub path: Path,
+    /// Smallest time in the file, in ns since the epoch.
+    pub min_time: i64,
+    /// Largest time in the file, in ns since the epoch.
+    pub max_time: i64,
+    /// Object size in bytes.
+    pub size: u64,
+    /// Row count when known (files written by this process); `None` for files found by listing.
+    pub rows: Option<u64>,
+}
+
+/// A consistent view of a table: every row is in exactly one file or one buffered batch.
+#[derive(Debug, Clone, Default)]
+pub struct TableSnapshot {
+    /// Flushed files, ordered by `min_time`.
+    pub files: Vec<FileMeta>,
+    /// Rows not flushed yet, in the table schema.
+    pub buffered: Vec<RecordBatch>,
+}
+
+impl TableSnapshot {
+    /// Rows in the buffered batches.
+    pub fn buffered_rows(&self) -> usize {
+        self.buffered.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// What one successful flush wrote.
+#[derive(Debug, Clone, Default)]
+pub struct FlushReport {
+    /// Files written (one per hour partition that had buffered rows).
+    pub files: Vec<FileMeta>,
+    /// Rows written.
+    pub rows: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// A buffered batch with an id, so a flush removes exactly what it wrote.
+#[derive(Debug, Clone)]
+struct Chunk {
+    id: u64,
+    batch: RecordBatch,
+}
+
+/// Mutable state, guarded by one lock so snapshots are consistent.
+#[derive(Debug, Default)]
+struct State {
+    /// Buffered batches by hour index; each batch lies within its hour.
+    buffer: BTreeMap<i64, Vec<Chunk>>,
+    buffered_rows: usize,
+    files: Vec<FileMeta>,
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    schema: SchemaRef,
+    time_col: usize,
+    store: Arc<dyn ObjectStore>,
+    encoder: FileEncoder,
+    state: Mutex<State>,
+    /// Serializes flushes, so two never write the same batches.
+    flush_lock: tokio::sync::Mutex<()>,
+    flush_errors: AtomicU64,
+    last_flush_unix_ms: AtomicU64,
+}
+
+/// A table: Parquet files plus an in-memory buffer. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct Table {
+    inner: Arc<Inner>,
+}
+
+impl Table {
+    /// A table with the given manifest.
+    pub(crate) fn new(
+        name: &str,
+        schema: SchemaRef,
+        store: Arc<dyn ObjectStore>,
+        cfg: &StorageConfig,
+        mut files: Vec<FileMeta>,
+    ) -> Result<Table> {
+        let time_col = time_column_index(&schema).ok_or_else(|| Error::Schema {
+            table: name.to_string(),
+            reason: "no non-null Timestamp(ns) column to partition by".into(),
+        })?;
+        let encoder = FileEncoder::new(&schema, time_col, cfg.zstd_level, cfg.row_group_rows)?;
+        files.sort_by(|a, b| (a.min_time, &a.path).cmp(&(b.min_time, &b.path)));
+        Ok(Table {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                schema,
+                time_col,
+                store,
+                encoder,
+                state: Mutex::new(State {
+                    files,
+                    ..State::default()
+                }),
+                flush_lock: tokio::sync::Mutex::new(()),
+                flush_errors: AtomicU64::new(0),
+                last_flush_unix_ms: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The table name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The table schema.
+    pub fn schema(&self) -> SchemaRef {
+        SchemaRef::clone(&self.inner.schema)
+    }
+
+    /// Name of the time column that partitions the table and names its files.
+    pub fn time_column(&self) -> &str {
+        self.inner.schema.field(self.inner.time_col).name()
+    }
+
+    /// Rows currently buffered.
+    pub fn buffered_rows(&self) -> usize {
+        self.inner.state.lock().buffered_rows
+    }
+
+    /// Files currently in the manifest.
+    pub fn file_count(&self) -> usize {
+        self.inner.state.lock().files.len()
+    }
+
+    /// Partition flushes that failed since the table was opened.
+    pub fn flush_errors(&self) -> u64 {
+        self.inner.flush_errors.load(Ordering::Relaxed)
+    }
+
+    /// Wall-clock time of the last flush that wrote everything it attempted (ms since epoch).
+    pub fn last_flush_unix_ms(&self) -> Option<u64> {
+        match self.inner.last_flush_unix_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(ms),
+        }
+    }
+
+    /// Adds a batch to the buffer, split by hour partition if it spans several hours.
+    ///
+    /// # Errors
+    /// [`Error::Schema`] when the batch does not have the table schema or has null times;
+    /// [`Error::Arrow`] if a kernel fails. Nothing is buffered on error.
+    pub fn append(&self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if batch.schema().fields() != self.inner.schema.fields() {
+            return Err(self.schema_error("batch schema differs from the table schema"));
+        }
+        let parts = self.split_by_hour(&batch)?;
+        let rows = {
+            let mut st = self.inner.state.lock();
+            for (hour, part) in parts {
+                let id = st.next_id;
+                st.next_id += 1;
+                st.buffered_rows += part.num_rows();
+                st.buffer.entry(hour).or_default().push(Chunk { id, batch: part });
+            }
+            st.buffered_rows
+        };
+        self.report_buffered(rows);
+        Ok(())
+    }
+
+    /// Files and buffered batches, taken under one lock: a concurrent flush never makes a row
+    /// disappear or appear twice.
+    pub fn snapshot(&self) -> TableSnapshot {
+        let st = self.inner.state.lock();
+        TableSnapshot {
+            files: st.files.clone(),
+            buffered: st
+                .buffer
+                .values()
+                .flat_map(|chunks| chunks.iter().map(|c| c.batch.clone()))
+                .collect(),
+        }
+    }
+
+    /// Writes each hour partition's buffered rows as one sorted Parquet file.
+    ///
+    /// Partitions are independent: one failing leaves its rows buffered (for a later retry)
+    /// while the others complete. Flushes are serialized; appends continue during a flush.
+    ///
+    /// # Errors
+    /// [`Error::Flush`] when at least one partition failed.
+    pub async fn flush(&self) -> Result<FlushReport> {
+        let _serial = self.inner.flush_lock.lock().await;
+        let work: Vec<(i64, Vec<Chunk>)> = {
+            let st = self.inner.state.lock();
+            st.buffer.iter().map(|(h, c)| (*h, c.clone())).collect()
+        };
+        let mut report = FlushReport::default();
+        if work.is_empty() {
+            return Ok(report);
+        }
+        let started = Instant::now();
+        let partitions = work.len();
+        let mut failures = Vec::new();
+        for (hour, chunks) in work {
+            match self.write_partition(hour, &chunks).await {
+                Ok(meta) => {
+                    self.commit_partition(hour, &chunks, meta.clone());
+                    report.rows += meta.rows.unwrap_or(0);
+                    report.bytes += meta.size;
+                    report.files.push(meta);
+                }
+                Err(error) => {
+                    tracing::warn!(table = %self.inner.name, hour, %error, "Partition flush failed; rows stay buffered.");
+                    metrics::counter!(FLUSH_ERRORS, "table" => self.inner.name.clone())
+                        .increment(1);
+                    failures.push(error);
+                }
+            }
+        }
+        metrics::histogram!(FLUSH_DURATION).record(started.elapsed().as_secs_f64());
+        if failures.is_empty() {
+            self.inner
+                .last_flush_unix_ms
+                .store(now_unix_ms(), Ordering::Relaxed);
+            tracing::debug!(table = %self.inner.name, files = report.files.len(), rows = report.rows, bytes = report.bytes, "Flushed.");
+            Ok(report)
+        } else {
+            let failed = failures.len();
+            self.inner
+                .flush_errors
+                .fetch_add(failed as u64, Ordering::Relaxed);
+            let first = failures.swap_remove(0);
+            Err(Error::Flush {
+                table: self.inner.name.clone(),
+                failed,
+                partitions,
+                first: Box::new(first),
+            })
+        }
+    }
+
+    /// Deletes files whose newest row is older than `cutoff_ns`; returns how many went.
+    ///
+    /// Files leave the manifest before their objects are deleted, so queries stop planning them
+    /// first; a file whose delete fails goes back into the manifest.
+    ///
+    /// # Errors
+    /// The first delete failure (other files are still attempted).
+    pub async fn delete_files_older_than(&self, cutoff_ns: i64) -> Result<usize> {
+        let doomed: Vec<FileMeta> = {
+            let mut st = self.inner.state.lock();
+            let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut st.files)
+                .into_iter()
+                .partition(|f| f.max_time < cutoff_ns);
+            st.files = keep;
+            old
+        };
+        let mut deleted = 0;
+        let mut first_err = None;
+        for file in doomed {
+            match self.inner.store.delete(&file.path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(source) => {
+                    let err = Error::store("delete", &file.path, source);
+                    tracing::warn!(table = %self.inner.name, path = %file.path, error = %err, "Retention delete failed.");
+                    let mut st = self.inner.state.lock();
+                    st.files.push(file);
+                    st.files
+                        .sort_by(|a, b| (a.min_time, &a.path).cmp(&(b.min_time, &b.path)));
+                    first_err.get_or_insert(err);
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(table = %self.inner.name, deleted, "Deleted files past retention.");
+            metrics::counter!(FILES_DELETED, "table" => self.inner.name.clone(), "reason" => "retention")
+                .increment(deleted as u64);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(deleted),
+        }
+    }
+
+    /// Encodes and uploads one partition's chunks; the buffer is untouched.
+    async fn write_partition(&self, hour: i64, chunks: &[Chunk]) -> Result<FileMeta> {
+        let inner = Arc::clone(&self.inner);
+        let batches: Vec<RecordBatch> = chunks.iter().map(|c| c.batch.clone()).collect();
+        // Sorting and compressing are CPU-bound; keep them off the async workers.
+        let (bytes, min_time, max_time, rows) = tokio::task::spawn_blocking(move || {
+            let batch = concat_batches(&inner.schema, &batches)?;
+            let sorted = inner.encoder.sort(&batch)?;
+            let times = sorted
+                .column(inner.time_col)
+                .as_primitive::<TimestampNanosecondType>();
+            let min = arrow::compute::min(times).unwrap_or(0);
+            let max = arrow::compute::max(times).unwrap_or(0);
+            let bytes = inner.encoder.encode(&sorted)?;
+            Ok::<_, Error>((bytes, min, max, sorted.num_rows() as u64))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        let path = file_path(&self.inner.name, hour, min_time, max_time);
+        let size = bytes.len() as u64;
+        self.inner
+            .store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(|e| Error::store("put", &path, e))?;
+        Ok(FileMeta {
+            path,
+            min_time,
+            max_time,
+            size,
+            rows: Some(rows),
+        })
+    }
+
+    /// Swaps flushed chunks for their file, atomically for snapshots.
+    fn commit_partition(&self, hour: i64, chunks: &[Chunk], meta: FileMeta) {
+        let flushed: HashSet<u64> = chunks.iter().map(|c| c.id).collect();
+        let name = self.inner.name.clone();
+        let (rows, size) = (meta.rows.unwrap_or(0), meta.size);
+        let buffered = {
+            let mut st = self.inner.state.lock();
+            let mut removed = 0;
+            if let Some(list) = st.buffer.get_mut(&hour) {
+                list.retain(|c| {
+                    let gone = flushed.contains(&c.id);
+                    if gone {
+                        removed += c.batch.num_rows();
+                    }
+                    !gone
+                });
+                if list.is_empty() {
+                    st.buffer.remove(&hour);
+                }
+            }
+            st.buffered_rows -= removed;
+            let at = st
+                .files
+                .partition_point(|f| (f.min_time, &f.path) < (meta.min_time, &meta.path));
+            st.files.insert(at, meta);
+            st.buffered_rows
+        };
+        metrics::counter!(ROWS_WRITTEN, "table" => name.clone()).increment(rows);
+        metrics::counter!(BYTES_WRITTEN, "table" => name.clone()).increment(size);
+        metrics::counter!(FILES_WRITTEN, "table" => name).increment(1);
+        self.report_buffered(buffered);
+    }
+
+    /// Splits a batch into per-hour pieces (one piece when it lies within an hour).
+    fn split_by_hour(&self, batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>> {
+        let times = batch
+            .column(self.inner.time_col)
+            .as_primitive::<TimestampNanosecondType>();
+        if times.null_count() > 0 {
+            return Err(self.schema_error("time column has nulls"));
+        }
+        let (Some(min), Some(max)) = (arrow::compute::min(times), arrow::compute::max(times))
+        else {
+            return Ok(Vec::new());
+        };
+        if hour_of(min) == hour_of(max) {
+            return Ok(vec![(hour_of(min), batch.clone())]);
+        }
+        let hours: Int64Array = arrow::compute::kernels::arity::unary(times, hour_of);
+        let distinct: BTreeSet<i64> = hours.values().iter().copied().collect();
+        let mut parts = Vec::with_capacity(distinct.len());
+        for hour in distinct {
+            let mask = eq(&hours, &Int64Array::new_scalar(hour))?;
+            parts.push((hour, filter_record_batch(batch, &mask)?));
+        }
+        Ok(parts)
+    }
+
+    fn schema_error(&self, reason: &str) -> Error {
+        Error::Schema {
+            table: self.inner.name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn report_buffered(&self, rows: usize) {
+        metrics::gauge!(BUFFERED_ROWS, "table" => self.inner.name.clone()).set(rows as f64);
+    }
+}
+
+/// The column that partitions a table: `time` if present, else the first non-null
+/// `Timestamp(ns)` column.
+fn time_column_index(schema: &SchemaRef) -> Option<usize> {
+    let ok = |i: usize| {
+        let f = schema.field(i);
+        matches!(f.data_type(), DataType::Timestamp(TimeUnit::Nanosecond, _)) && !f.is_nullable()
+    };
+    match schema.index_of(col::TIME) {
+        Ok(i) if ok(i) => Some(i),
+        _ => (0..schema.fields().len()).find(|&i| ok(i)),
+    }
+}
+
+/// Wall-clock now in ms since the epoch.
+pub(crate) fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
