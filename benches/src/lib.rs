@@ -1,1 +1,95 @@
-//! Shared fixtures of Phoenix's criterion benchmarks.
+//! Shared fixtures of Phoenix's criterion benchmarks: OTLP requests shaped like real exporters
+//! send them.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// One request of `points` gauge datapoints with three string attributes each: the shape of the
+/// peer measurement in issue 5 (1,000 gauge datapoints, 3 attributes, one resource).
+pub fn gauge_request(points: usize, base_time_ns: u64) -> ExportMetricsServiceRequest {
+    let per_metric = 10;
+    let metrics = (0..points.div_ceil(per_metric))
+        .map(|m| {
+            let data_points = (0..per_metric.min(points - m * per_metric))
+                .map(|i| NumberDataPoint {
+                    attributes: vec![
+                        kv("host", &format!("host-{}", i % 5)),
+                        kv("region", &format!("region-{}", i % 3)),
+                        kv("instance", &format!("i-{m}-{i}")),
+                    ],
+                    start_time_unix_nano: 0,
+                    time_unix_nano: base_time_ns + (m * per_metric + i) as u64,
+                    value: Some(number_data_point::Value::AsDouble(
+                        (m * 31 + i * 7) as f64 * 0.25,
+                    )),
+                    exemplars: vec![],
+                    flags: 0,
+                })
+                .collect();
+            Metric {
+                name: format!("bench.gauge.{m}"),
+                description: String::new(),
+                unit: "ms".to_string(),
+                metadata: vec![],
+                data: Some(metric::Data::Gauge(Gauge { data_points })),
+            }
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", "bench"),
+                    kv("host.name", "bench-host"),
+                ],
+                dropped_attributes_count: 0,
+                entity_refs: vec![],
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "phoenix-bench".to_string(),
+                    version: String::new(),
+                    attributes: vec![],
+                    dropped_attributes_count: 0,
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fixture holds exactly the requested number of datapoints.
+    #[test]
+    fn gauge_request_has_requested_points() {
+        let req = gauge_request(1000, 1);
+        let n: usize = req.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .map(|m| match &m.data {
+                Some(metric::Data::Gauge(g)) => g.data_points.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(n, 1000);
+    }
+}

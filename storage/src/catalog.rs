@@ -7,7 +7,15 @@ use arrow::datatypes::SchemaRef;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use parking_lot::RwLock;
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
+use parquet::arrow::async_reader::MetadataFetch;
+use parquet::arrow::parquet_to_arrow_schema;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaDataReader;
 use phoenix_model::config::StorageConfig;
 use phoenix_model::metrics_schema;
 
@@ -180,14 +188,49 @@ async fn read_schema(store: &Arc<dyn ObjectStore>, files: &[FileMeta]) -> Option
     let mut newest: Vec<&FileMeta> = files.iter().collect();
     newest.sort_by_key(|f| std::cmp::Reverse(f.max_time));
     for f in newest {
-        let reader =
-            ParquetObjectReader::new(Arc::clone(store), f.path.clone()).with_file_size(f.size);
-        match ParquetRecordBatchStreamBuilder::new(reader).await {
-            Ok(b) => return Some(SchemaRef::clone(b.schema())),
-            Err(error) => {
-                tracing::warn!(path = %f.path, %error, "Cannot read Parquet footer.")
-            }
+        match footer_schema(store, &f.path, f.size).await {
+            Ok(schema) => return Some(schema),
+            Err(error) => tracing::warn!(path = %f.path, %error, "Cannot read Parquet footer."),
         }
     }
     None
+}
+
+/// The Arrow schema stored in one file's footer (usually one ranged read).
+async fn footer_schema(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    size: u64,
+) -> Result<SchemaRef, ParquetError> {
+    let fetch = RangeFetch {
+        store: Arc::clone(store),
+        path: path.clone(),
+    };
+    let meta = ParquetMetaDataReader::new()
+        .with_prefetch_hint(Some(64 * 1024))
+        .load_and_finish(fetch, size)
+        .await?;
+    let file = meta.file_metadata();
+    Ok(Arc::new(parquet_to_arrow_schema(
+        file.schema_descr(),
+        file.key_value_metadata(),
+    )?))
+}
+
+/// Ranged reads of one object, for the footer reader.
+struct RangeFetch {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+}
+
+impl MetadataFetch for RangeFetch {
+    fn fetch(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, Result<Bytes, ParquetError>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
 }

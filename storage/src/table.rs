@@ -91,6 +91,7 @@ struct State {
 #[derive(Debug)]
 struct Inner {
     name: String,
+    cfg: StorageConfig,
     schema: SchemaRef,
     time_col: usize,
     store: Arc<dyn ObjectStore>,
@@ -126,6 +127,7 @@ impl Table {
         Ok(Table {
             inner: Arc::new(Inner {
                 name: name.to_string(),
+                cfg: cfg.clone(),
                 schema,
                 time_col,
                 store,
@@ -144,6 +146,11 @@ impl Table {
     /// The table name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The storage settings (flush policy, retention) this table was opened with.
+    pub fn config(&self) -> &StorageConfig {
+        &self.inner.cfg
     }
 
     /// The table schema.

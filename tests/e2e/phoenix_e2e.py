@@ -503,3 +503,38 @@ def _split_labels(inner: str) -> list[str]:
     if cur.strip():
         parts.append(cur)
     return parts
+
+
+# ---- a deterministic dataset ----------------------------------------------------------------------
+
+
+def make_dataset(
+    t0: int, tag: str, metrics: int = 3, series: int = 4, points: int = 5
+) -> tuple[list[ms_pb2.ExportMetricsServiceRequest], list[dict[str, Any]]]:
+    """Gauges and cumulative sums with known values: (requests, expected rows).
+
+    Expected rows carry `t` (ns), `metric`, `attributes` (rendered) and `value`; one request per
+    metric, service `e2e-{tag}`.
+    """
+    reqs, rows = [], []
+    for m in range(metrics):
+        name = f"e2e.{tag}.m{m}"
+        pts = []
+        for s in range(series):
+            attrs = {"series": s, "even": s % 2 == 0, "zone": f"z{s % 3}"}
+            for p in range(points):
+                t = t0 + p * 1_000_000_000 + s * 1_000 + m
+                v = m * 1000 + s * 10 + p + 0.5 if m % 2 == 0 else m * 1000 + s * 10 + p
+                pts.append(number_point(t, v, attrs, start_ns=t0 - 1 if m % 2 else 0))
+                rows.append({"t": t, "metric": name, "attributes": rendered(attrs), "value": float(v)})
+        metric = cumulative_sum(name, pts) if m % 2 else gauge(name, pts)
+        reqs.append(request([metric], f"e2e-{tag}", {"host.name": "dataset-host"}))
+    return reqs, rows
+
+
+def canonical(rows: Iterable[dict[str, Any]]) -> list[tuple]:
+    """Sorted (t, metric, attributes, value) tuples, comparable across readers."""
+    return sorted(
+        (int(r["t"]), r["metric"], tuple(sorted(map_as_dict(r["attributes"]).items())), float(r["value"]))
+        for r in rows
+    )

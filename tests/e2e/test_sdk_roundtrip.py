@@ -22,7 +22,6 @@ from opentelemetry.sdk.metrics import (
     Histogram,
     MeterProvider,
     ObservableCounter,
-    ObservableGauge,
     ObservableUpDownCounter,
     UpDownCounter,
 )

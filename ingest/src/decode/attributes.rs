@@ -1,0 +1,379 @@
+//! Attribute rendering: OTLP `AnyValue` → the Utf8 values of the `resource` / `attributes` maps.
+//!
+//! Rendering: strings as is; bools `true` / `false`; ints in decimal; doubles with Rust's `{}`
+//! (`1.5`, `3`, `NaN`, `inf`); bytes as standard base64 with padding; arrays and kvlists as
+//! compact JSON whose elements keep their JSON type (strings quoted, numbers bare, bytes as
+//! base64 strings, non-finite doubles as the strings `"NaN"` / `"inf"` / `"-inf"`, empty values
+//! as `null`). An attribute with no value is a null map value.
+//!
+//! [`RenderedAttrs`] validates, renders and hashes one attribute list into a reusable scratch
+//! buffer, so appending it to the map builders afterwards allocates nothing per datapoint.
+
+use std::fmt::{self, Write};
+
+use arrow::array::{MapBuilder, StringBuilder};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+
+use super::reason::Reason;
+use super::series_id::pair_hash;
+use super::DecodeLimits;
+
+/// Where an attribute's rendered value lives.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// The attribute's own string value.
+    Str,
+    /// No value: a null map value.
+    Null,
+    /// `buf[start..end]`.
+    Rendered(usize, usize),
+}
+
+/// One validated, rendered and hashed attribute list, reusing its buffers across lists.
+#[derive(Debug, Default)]
+pub(crate) struct RenderedAttrs<'r> {
+    attrs: &'r [KeyValue],
+    buf: String,
+    slots: Vec<Slot>,
+    hash: u64,
+}
+
+impl<'r> RenderedAttrs<'r> {
+    /// Validates `attrs` against `limits`, renders non-string values and sums their pair
+    /// hashes under `seed`. On error the list is left empty.
+    pub(crate) fn load(
+        &mut self,
+        attrs: &'r [KeyValue],
+        seed: u64,
+        limits: &DecodeLimits,
+    ) -> Result<(), Reason> {
+        self.attrs = &[];
+        self.buf.clear();
+        self.slots.clear();
+        self.hash = 0;
+        if attrs.len() > limits.max_attributes {
+            return Err(Reason::TooManyAttributes);
+        }
+        let max = limits.max_attribute_value_bytes;
+        let mut hash = 0u64;
+        for kv in attrs {
+            if kv.key.len() > max {
+                return self.fail(Reason::AttributeTooLarge);
+            }
+            let (slot, value) = match value_of(kv) {
+                None => (Slot::Null, None),
+                Some(Value::StringValue(s)) => {
+                    if s.len() > max {
+                        return self.fail(Reason::AttributeTooLarge);
+                    }
+                    (Slot::Str, Some(s.as_str()))
+                }
+                Some(v) => {
+                    let start = self.buf.len();
+                    // Writing to a String cannot fail.
+                    let _ = render(&mut self.buf, v);
+                    let end = self.buf.len();
+                    if end - start > max {
+                        return self.fail(Reason::AttributeTooLarge);
+                    }
+                    (Slot::Rendered(start, end), Some(&self.buf[start..end]))
+                }
+            };
+            hash = hash.wrapping_add(pair_hash(seed, &kv.key, value));
+            self.slots.push(slot);
+        }
+        self.attrs = attrs;
+        self.hash = hash;
+        Ok(())
+    }
+
+    fn fail(&mut self, reason: Reason) -> Result<(), Reason> {
+        self.buf.clear();
+        self.slots.clear();
+        Err(reason)
+    }
+
+    /// Sum of the pair hashes (step 3 of the series-id recipe).
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Number of attributes.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Rendered value of the first attribute named `key`.
+    pub(crate) fn find(&self, key: &str) -> Option<&str> {
+        let i = self.attrs.iter().position(|kv| kv.key == key)?;
+        self.value(i)
+    }
+
+    fn value(&self, i: usize) -> Option<&str> {
+        match self.slots.get(i)? {
+            Slot::Null => None,
+            Slot::Str => match self.attrs.get(i).and_then(value_of) {
+                Some(Value::StringValue(s)) => Some(s.as_str()),
+                _ => None,
+            },
+            Slot::Rendered(s, e) => self.buf.get(*s..*e),
+        }
+    }
+
+    /// Appends the list as one map entry.
+    pub(crate) fn append_to(
+        &self,
+        map: &mut MapBuilder<StringBuilder, StringBuilder>,
+    ) -> Result<(), arrow::error::ArrowError> {
+        let (keys, values) = map.entries();
+        for (i, kv) in self.attrs.iter().enumerate() {
+            keys.append_value(&kv.key);
+            values.append_option(self.value(i));
+        }
+        map.append(true)
+    }
+}
+
+fn value_of(kv: &KeyValue) -> Option<&Value> {
+    kv.value.as_ref().and_then(|v| v.value.as_ref())
+}
+
+/// Renders a top-level attribute value (see the module doc).
+pub(crate) fn render(out: &mut String, v: &Value) -> fmt::Result {
+    match v {
+        Value::StringValue(s) => out.write_str(s),
+        Value::BoolValue(b) => out.write_str(if *b { "true" } else { "false" }),
+        Value::IntValue(i) => write!(out, "{i}"),
+        Value::DoubleValue(d) => write!(out, "{d}"),
+        Value::BytesValue(b) => base64(out, b),
+        // Only meaningful against a profiles dictionary; keep the index visible.
+        Value::StringValueStrindex(i) => write!(out, "{i}"),
+        Value::ArrayValue(_) | Value::KvlistValue(_) => json(out, Some(v)),
+    }
+}
+
+/// Renders a value as JSON.
+fn json(out: &mut String, v: Option<&Value>) -> fmt::Result {
+    match v {
+        None => out.write_str("null"),
+        Some(Value::StringValue(s)) => json_str(out, s),
+        Some(Value::BoolValue(_) | Value::IntValue(_) | Value::StringValueStrindex(_)) => {
+            v.map_or(Ok(()), |v| render(out, v))
+        }
+        Some(Value::DoubleValue(d)) if d.is_finite() => write!(out, "{d}"),
+        Some(Value::DoubleValue(d)) => write!(out, "\"{d}\""),
+        Some(Value::BytesValue(b)) => {
+            out.write_char('"')?;
+            base64(out, b)?;
+            out.write_char('"')
+        }
+        Some(Value::ArrayValue(a)) => {
+            out.write_char('[')?;
+            for (i, item) in a.values.iter().enumerate() {
+                if i > 0 {
+                    out.write_char(',')?;
+                }
+                json(out, item.value.as_ref())?;
+            }
+            out.write_char(']')
+        }
+        Some(Value::KvlistValue(l)) => {
+            out.write_char('{')?;
+            for (i, kv) in l.values.iter().enumerate() {
+                if i > 0 {
+                    out.write_char(',')?;
+                }
+                json_str(out, &kv.key)?;
+                out.write_char(':')?;
+                json(
+                    out,
+                    kv.value.as_ref().and_then(|v: &AnyValue| v.value.as_ref()),
+                )?;
+            }
+            out.write_char('}')
+        }
+    }
+}
+
+/// Writes `s` as a JSON string literal.
+fn json_str(out: &mut String, s: &str) -> fmt::Result {
+    out.write_char('"')?;
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.write_str(&s[from..i])?;
+        if esc.is_empty() {
+            write!(out, "\\u{b:04x}")?;
+        } else {
+            out.write_str(esc)?;
+        }
+        from = i + 1;
+    }
+    out.write_str(&s[from..])?;
+    out.write_char('"')
+}
+
+/// Writes standard base64 (RFC 4648, with padding).
+fn base64(out: &mut String, data: &[u8]) -> fmt::Result {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let sym = |n: u32| char::from(ALPHABET[(n & 63) as usize]);
+    let mut chunks = data.chunks_exact(3);
+    for c in &mut chunks {
+        let n = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
+        for shift in [18, 12, 6, 0] {
+            out.write_char(sym(n >> shift))?;
+        }
+    }
+    match *chunks.remainder() {
+        [a] => {
+            let n = u32::from(a) << 16;
+            out.write_char(sym(n >> 18))?;
+            out.write_char(sym(n >> 12))?;
+            out.write_str("==")
+        }
+        [a, b] => {
+            let n = u32::from(a) << 16 | u32::from(b) << 8;
+            out.write_char(sym(n >> 18))?;
+            out.write_char(sym(n >> 12))?;
+            out.write_char(sym(n >> 6))?;
+            out.write_char('=')
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    fn any(v: Value) -> AnyValue {
+        AnyValue { value: Some(v) }
+    }
+
+    fn kv(k: &str, v: Value) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(any(v)),
+            key_strindex: 0,
+        }
+    }
+
+    fn rendered(v: Value) -> String {
+        let mut s = String::new();
+        render(&mut s, &v).expect("render");
+        s
+    }
+
+    /// Every scalar AnyValue kind renders as documented.
+    #[test]
+    fn scalars() {
+        assert_eq!(rendered(Value::StringValue("a \"b\"".into())), "a \"b\"");
+        assert_eq!(rendered(Value::BoolValue(true)), "true");
+        assert_eq!(rendered(Value::BoolValue(false)), "false");
+        assert_eq!(rendered(Value::IntValue(-42)), "-42");
+        assert_eq!(rendered(Value::IntValue(i64::MAX)), "9223372036854775807");
+        assert_eq!(rendered(Value::DoubleValue(1.5)), "1.5");
+        assert_eq!(rendered(Value::DoubleValue(3.0)), "3");
+        assert_eq!(rendered(Value::DoubleValue(f64::NAN)), "NaN");
+        assert_eq!(rendered(Value::DoubleValue(f64::NEG_INFINITY)), "-inf");
+        assert_eq!(rendered(Value::BytesValue(vec![])), "");
+        assert_eq!(rendered(Value::BytesValue(b"f".to_vec())), "Zg==");
+        assert_eq!(rendered(Value::BytesValue(b"fo".to_vec())), "Zm8=");
+        assert_eq!(rendered(Value::BytesValue(b"foo".to_vec())), "Zm9v");
+        assert_eq!(
+            rendered(Value::BytesValue(vec![0xfb, 0xff, 0xfe, 0x00])),
+            "+//+AA=="
+        );
+    }
+
+    /// Arrays and kvlists render as compact JSON with nested values in their JSON types.
+    #[test]
+    fn nested_json() {
+        let arr = Value::ArrayValue(ArrayValue {
+            values: vec![
+                any(Value::StringValue("x\"y\\\n\u{1}".into())),
+                any(Value::IntValue(7)),
+                any(Value::DoubleValue(2.5)),
+                any(Value::DoubleValue(f64::INFINITY)),
+                any(Value::BoolValue(false)),
+                any(Value::BytesValue(b"hi".to_vec())),
+                AnyValue { value: None },
+                any(Value::ArrayValue(ArrayValue { values: vec![] })),
+                any(Value::KvlistValue(KeyValueList {
+                    values: vec![
+                        kv("k", Value::IntValue(1)),
+                        kv("é", Value::StringValue("v".into())),
+                    ],
+                })),
+            ],
+        });
+        let s = rendered(arr);
+        assert_eq!(
+            s,
+            r#"["x\"y\\\n\u0001",7,2.5,"inf",false,"aGk=",null,[],{"k":1,"é":"v"}]"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&s).expect("valid JSON");
+        assert_eq!(parsed[1], serde_json::json!(7));
+        assert_eq!(parsed[8]["é"], serde_json::json!("v"));
+        let empty = Value::KvlistValue(KeyValueList { values: vec![] });
+        assert_eq!(rendered(empty), "{}");
+    }
+
+    /// Loading checks count and sizes (keys, string and rendered values) and renders values.
+    #[test]
+    fn load_validates_and_renders() {
+        let limits = DecodeLimits {
+            max_attributes: 3,
+            max_attribute_value_bytes: 4,
+            max_decoded_bytes: usize::MAX,
+        };
+        let attrs = vec![
+            kv("a", Value::StringValue("xy".into())),
+            kv("b", Value::IntValue(1234)),
+            KeyValue {
+                key: "c".into(),
+                value: None,
+                key_strindex: 0,
+            },
+        ];
+        let mut r = RenderedAttrs::default();
+        r.load(&attrs, 1, &limits).expect("valid");
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.find("a"), Some("xy"));
+        assert_eq!(r.find("b"), Some("1234"));
+        assert_eq!(r.find("c"), None);
+        assert_ne!(r.hash(), 0);
+
+        let too_many = vec![attrs[0].clone(); 4];
+        assert_eq!(
+            r.load(&too_many, 1, &limits),
+            Err(Reason::TooManyAttributes)
+        );
+        let long_str = vec![kv("a", Value::StringValue("12345".into()))];
+        assert_eq!(
+            r.load(&long_str, 1, &limits),
+            Err(Reason::AttributeTooLarge)
+        );
+        let long_int = vec![kv("a", Value::IntValue(12345))];
+        assert_eq!(
+            r.load(&long_int, 1, &limits),
+            Err(Reason::AttributeTooLarge)
+        );
+        let long_key = vec![kv("abcde", Value::BoolValue(true))];
+        assert_eq!(
+            r.load(&long_key, 1, &limits),
+            Err(Reason::AttributeTooLarge)
+        );
+        assert_eq!(r.len(), 0);
+    }
+}

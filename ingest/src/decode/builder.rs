@@ -1,0 +1,324 @@
+//! Column builders of one batch in `metrics_schema()` order, and the row append.
+//!
+//! [`Columns::append`] pushes exactly one slot (value or null) to every column, so the columns
+//! always have equal lengths.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, ListBuilder, MapBuilder,
+    StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use opentelemetry_proto::tonic::metrics::v1::{
+    exponential_histogram_data_point::Buckets, ExponentialHistogramDataPoint, HistogramDataPoint,
+    SummaryDataPoint,
+};
+use phoenix_model::metrics_schema;
+
+use super::attributes::RenderedAttrs;
+use super::capacity::Capacity;
+use super::validate::finite;
+
+/// Per-row fields shared by every metric kind.
+pub(crate) struct Common<'a> {
+    /// `time`.
+    pub time: i64,
+    /// `start_time`.
+    pub start_time: Option<i64>,
+    /// `metric`.
+    pub metric: &'a str,
+    /// `kind`.
+    pub kind: &'static str,
+    /// `temporality`.
+    pub temporality: Option<&'static str>,
+    /// `monotonic`.
+    pub monotonic: Option<bool>,
+    /// `unit`.
+    pub unit: &'a str,
+    /// `service`.
+    pub service: &'a str,
+    /// `scope`.
+    pub scope: &'a str,
+    /// `series_id`.
+    pub series_id: u64,
+    /// `flags`.
+    pub flags: u32,
+}
+
+/// The kind-specific part of a row (already validated).
+pub(crate) enum Values<'a> {
+    /// Gauge or sum value.
+    Number(Option<f64>),
+    /// Explicit-bucket histogram.
+    Histogram(&'a HistogramDataPoint),
+    /// Exponential histogram.
+    Exponential(&'a ExponentialHistogramDataPoint),
+    /// Summary.
+    Summary(&'a SummaryDataPoint),
+}
+
+type StringMap = MapBuilder<StringBuilder, StringBuilder>;
+
+fn string_map(entries: usize, bytes: usize, rows: usize) -> StringMap {
+    MapBuilder::with_capacity(
+        None,
+        StringBuilder::with_capacity(entries, bytes / 2),
+        StringBuilder::with_capacity(entries, bytes / 2 + bytes % 2),
+        rows,
+    )
+}
+
+fn f64_list(items: usize, rows: usize) -> ListBuilder<Float64Builder> {
+    ListBuilder::with_capacity(Float64Builder::with_capacity(items), rows)
+}
+
+fn u64_list(items: usize, rows: usize) -> ListBuilder<UInt64Builder> {
+    ListBuilder::with_capacity(UInt64Builder::with_capacity(items), rows)
+}
+
+fn timestamps(rows: usize) -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC")
+}
+
+/// Builders of every column.
+pub(crate) struct Columns {
+    time: TimestampNanosecondBuilder,
+    start_time: TimestampNanosecondBuilder,
+    metric: StringBuilder,
+    kind: StringBuilder,
+    temporality: StringBuilder,
+    monotonic: BooleanBuilder,
+    unit: StringBuilder,
+    service: StringBuilder,
+    resource: StringMap,
+    scope: StringBuilder,
+    attributes: StringMap,
+    series_id: UInt64Builder,
+    value: Float64Builder,
+    count: UInt64Builder,
+    sum: Float64Builder,
+    min: Float64Builder,
+    max: Float64Builder,
+    bounds: ListBuilder<Float64Builder>,
+    bucket_counts: ListBuilder<UInt64Builder>,
+    sample_rate: Float64Builder,
+    flags: UInt32Builder,
+    exp_scale: Int32Builder,
+    exp_zero_count: UInt64Builder,
+    exp_zero_threshold: Float64Builder,
+    exp_positive_offset: Int32Builder,
+    exp_positive_counts: ListBuilder<UInt64Builder>,
+    exp_negative_offset: Int32Builder,
+    exp_negative_counts: ListBuilder<UInt64Builder>,
+    quantiles: ListBuilder<Float64Builder>,
+    quantile_values: ListBuilder<Float64Builder>,
+}
+
+impl Columns {
+    /// Builders sized for `c`.
+    pub(crate) fn with_capacity(c: &Capacity) -> Self {
+        let n = c.rows;
+        // text_bytes covers metric + unit + scope + service; split it evenly as a guess.
+        let text = c.text_bytes / 3 + 1;
+        Self {
+            time: timestamps(n),
+            start_time: timestamps(n),
+            metric: StringBuilder::with_capacity(n, text),
+            kind: StringBuilder::with_capacity(n, n * 9),
+            temporality: StringBuilder::with_capacity(n, n * 10),
+            monotonic: BooleanBuilder::with_capacity(n),
+            unit: StringBuilder::with_capacity(n, n * 2),
+            service: StringBuilder::with_capacity(n, text),
+            resource: string_map(c.resource_entries, c.resource_bytes, n),
+            scope: StringBuilder::with_capacity(n, text),
+            attributes: string_map(c.attr_entries, c.attr_bytes, n),
+            series_id: UInt64Builder::with_capacity(n),
+            value: Float64Builder::with_capacity(n),
+            count: UInt64Builder::with_capacity(n),
+            sum: Float64Builder::with_capacity(n),
+            min: Float64Builder::with_capacity(n),
+            max: Float64Builder::with_capacity(n),
+            bounds: f64_list(c.bounds, n),
+            bucket_counts: u64_list(c.bucket_counts, n),
+            sample_rate: Float64Builder::with_capacity(n),
+            flags: UInt32Builder::with_capacity(n),
+            exp_scale: Int32Builder::with_capacity(n),
+            exp_zero_count: UInt64Builder::with_capacity(n),
+            exp_zero_threshold: Float64Builder::with_capacity(n),
+            exp_positive_offset: Int32Builder::with_capacity(n),
+            exp_positive_counts: u64_list(c.exp_positive, n),
+            exp_negative_offset: Int32Builder::with_capacity(n),
+            exp_negative_counts: u64_list(c.exp_negative, n),
+            quantiles: f64_list(c.quantiles, n),
+            quantile_values: f64_list(c.quantiles, n),
+        }
+    }
+
+    /// Appends one row.
+    pub(crate) fn append(
+        &mut self,
+        c: &Common<'_>,
+        resource: &RenderedAttrs<'_>,
+        attributes: &RenderedAttrs<'_>,
+        values: Values<'_>,
+    ) -> Result<(), ArrowError> {
+        self.time.append_value(c.time);
+        self.start_time.append_option(c.start_time);
+        self.metric.append_value(c.metric);
+        self.kind.append_value(c.kind);
+        self.temporality.append_option(c.temporality);
+        self.monotonic.append_option(c.monotonic);
+        self.unit.append_value(c.unit);
+        self.service.append_value(c.service);
+        resource.append_to(&mut self.resource)?;
+        self.scope.append_value(c.scope);
+        attributes.append_to(&mut self.attributes)?;
+        self.series_id.append_value(c.series_id);
+        self.sample_rate.append_value(1.0);
+        self.flags.append_value(c.flags);
+        match values {
+            Values::Number(v) => {
+                self.value.append_option(v);
+                self.stats(None, None, None, None);
+                self.explicit(None);
+                self.exponential(None);
+                self.summary(None);
+            }
+            Values::Histogram(p) => {
+                self.value.append_null();
+                self.stats(Some(p.count), finite(p.sum), finite(p.min), finite(p.max));
+                self.explicit(Some(p));
+                self.exponential(None);
+                self.summary(None);
+            }
+            Values::Exponential(p) => {
+                self.value.append_null();
+                self.stats(Some(p.count), finite(p.sum), finite(p.min), finite(p.max));
+                self.explicit(None);
+                self.exponential(Some(p));
+                self.summary(None);
+            }
+            Values::Summary(p) => {
+                self.value.append_null();
+                self.stats(Some(p.count), finite(Some(p.sum)), None, None);
+                self.explicit(None);
+                self.exponential(None);
+                self.summary(Some(p));
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&mut self, count: Option<u64>, sum: Option<f64>, min: Option<f64>, max: Option<f64>) {
+        self.count.append_option(count);
+        self.sum.append_option(sum);
+        self.min.append_option(min);
+        self.max.append_option(max);
+    }
+
+    fn explicit(&mut self, p: Option<&HistogramDataPoint>) {
+        match p {
+            Some(p) => {
+                self.bounds.values().append_slice(&p.explicit_bounds);
+                self.bounds.append(true);
+                self.bucket_counts.values().append_slice(&p.bucket_counts);
+                self.bucket_counts.append(true);
+            }
+            None => {
+                self.bounds.append_null();
+                self.bucket_counts.append_null();
+            }
+        }
+    }
+
+    fn exponential(&mut self, p: Option<&ExponentialHistogramDataPoint>) {
+        let Some(p) = p else {
+            self.exp_scale.append_null();
+            self.exp_zero_count.append_null();
+            self.exp_zero_threshold.append_null();
+            self.exp_positive_offset.append_null();
+            self.exp_positive_counts.append_null();
+            self.exp_negative_offset.append_null();
+            self.exp_negative_counts.append_null();
+            return;
+        };
+        fn buckets(b: &Option<Buckets>) -> (i32, &[u64]) {
+            b.as_ref()
+                .map_or((0, &[][..]), |b| (b.offset, b.bucket_counts.as_slice()))
+        }
+        self.exp_scale.append_value(p.scale);
+        self.exp_zero_count.append_value(p.zero_count);
+        self.exp_zero_threshold
+            .append_option(finite(Some(p.zero_threshold)));
+        // An absent Buckets message means offset 0 and no buckets (proto3 defaults).
+        let (off, counts) = buckets(&p.positive);
+        self.exp_positive_offset.append_value(off);
+        self.exp_positive_counts.values().append_slice(counts);
+        self.exp_positive_counts.append(true);
+        let (off, counts) = buckets(&p.negative);
+        self.exp_negative_offset.append_value(off);
+        self.exp_negative_counts.values().append_slice(counts);
+        self.exp_negative_counts.append(true);
+    }
+
+    fn summary(&mut self, p: Option<&SummaryDataPoint>) {
+        match p {
+            Some(p) => {
+                for q in &p.quantile_values {
+                    self.quantiles.values().append_value(q.quantile);
+                    self.quantile_values.values().append_value(q.value);
+                }
+                self.quantiles.append(true);
+                self.quantile_values.append(true);
+            }
+            None => {
+                self.quantiles.append_null();
+                self.quantile_values.append_null();
+            }
+        }
+    }
+
+    /// Number of rows appended.
+    pub(crate) fn rows(&self) -> usize {
+        self.series_id.len()
+    }
+
+    /// Finishes the batch in `metrics_schema()`.
+    pub(crate) fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.start_time.finish()),
+            Arc::new(self.metric.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.temporality.finish()),
+            Arc::new(self.monotonic.finish()),
+            Arc::new(self.unit.finish()),
+            Arc::new(self.service.finish()),
+            Arc::new(self.resource.finish()),
+            Arc::new(self.scope.finish()),
+            Arc::new(self.attributes.finish()),
+            Arc::new(self.series_id.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.count.finish()),
+            Arc::new(self.sum.finish()),
+            Arc::new(self.min.finish()),
+            Arc::new(self.max.finish()),
+            Arc::new(self.bounds.finish()),
+            Arc::new(self.bucket_counts.finish()),
+            Arc::new(self.sample_rate.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.exp_scale.finish()),
+            Arc::new(self.exp_zero_count.finish()),
+            Arc::new(self.exp_zero_threshold.finish()),
+            Arc::new(self.exp_positive_offset.finish()),
+            Arc::new(self.exp_positive_counts.finish()),
+            Arc::new(self.exp_negative_offset.finish()),
+            Arc::new(self.exp_negative_counts.finish()),
+            Arc::new(self.quantiles.finish()),
+            Arc::new(self.quantile_values.finish()),
+        ];
+        RecordBatch::try_new(metrics_schema(), columns)
+    }
+}

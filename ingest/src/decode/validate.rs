@@ -1,0 +1,206 @@
+//! Per-datapoint checks, run before anything of the point is appended.
+//!
+//! Points flagged `NO_RECORDED_VALUE` carry no meaningful value: their value fields are not
+//! checked for finiteness and are stored as null.
+
+use opentelemetry_proto::tonic::metrics::v1::{
+    number_data_point, ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint,
+    SummaryDataPoint,
+};
+
+use super::reason::Reason;
+
+/// OTLP `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
+pub(crate) const NO_RECORDED_VALUE: u32 = 1;
+
+/// Whether the point is flagged as having no recorded value.
+#[inline]
+pub(crate) fn no_value(flags: u32) -> bool {
+    flags & NO_RECORDED_VALUE != 0
+}
+
+/// `Some(v)` when `v` is finite, else `None` (for flagged points).
+#[inline]
+pub(crate) fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| v.is_finite())
+}
+
+/// Checks `time_unix_nano` and `start_time_unix_nano`; returns them as column values.
+#[inline]
+pub(crate) fn times(time: u64, start: u64) -> Result<(i64, Option<i64>), Reason> {
+    if time == 0 {
+        return Err(Reason::MissingTimestamp);
+    }
+    let time = i64::try_from(time).map_err(|_| Reason::TimestampOutOfRange)?;
+    let start = match start {
+        0 => None,
+        s => Some(i64::try_from(s).map_err(|_| Reason::TimestampOutOfRange)?),
+    };
+    Ok((time, start))
+}
+
+fn check_finite(flags: u32, values: &[Option<f64>]) -> Result<(), Reason> {
+    if no_value(flags) || values.iter().flatten().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(Reason::NonFiniteValue)
+    }
+}
+
+/// Checks a gauge / sum point; returns the `value` column (ints converted, null when absent
+/// or flagged `NO_RECORDED_VALUE`).
+#[inline]
+pub(crate) fn number(p: &NumberDataPoint) -> Result<Option<f64>, Reason> {
+    let v = match p.value {
+        None => None,
+        Some(number_data_point::Value::AsInt(i)) => Some(i as f64),
+        Some(number_data_point::Value::AsDouble(d)) => Some(d),
+    };
+    check_finite(p.flags, &[v])?;
+    Ok(if no_value(p.flags) { None } else { v })
+}
+
+/// Checks an explicit-bucket histogram point: finite sum/min/max, `bucket_counts` either empty
+/// or one longer than strictly increasing `explicit_bounds`, and buckets summing to `count`.
+pub(crate) fn histogram(p: &HistogramDataPoint) -> Result<(), Reason> {
+    check_finite(p.flags, &[p.sum, p.min, p.max])?;
+    if !p.explicit_bounds.windows(2).all(|w| w[0] < w[1]) {
+        return Err(Reason::InvalidHistogram);
+    }
+    if p.bucket_counts.is_empty() {
+        return Ok(());
+    }
+    if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+        return Err(Reason::InvalidHistogram);
+    }
+    let total = p
+        .bucket_counts
+        .iter()
+        .try_fold(0u64, |acc, c| acc.checked_add(*c));
+    if total != Some(p.count) {
+        return Err(Reason::InvalidHistogram);
+    }
+    Ok(())
+}
+
+/// Checks an exponential histogram point: finite sum, min, max and zero threshold.
+pub(crate) fn exponential_histogram(p: &ExponentialHistogramDataPoint) -> Result<(), Reason> {
+    check_finite(p.flags, &[p.sum, p.min, p.max, Some(p.zero_threshold)])
+}
+
+/// Checks a summary point: finite sum.
+pub(crate) fn summary(p: &SummaryDataPoint) -> Result<(), Reason> {
+    check_finite(p.flags, &[Some(p.sum)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use number_data_point::Value;
+
+    /// Timestamps: 0 is missing, beyond i64 is out of range, a 0 start time is null.
+    #[test]
+    fn timestamps() {
+        assert_eq!(times(0, 5), Err(Reason::MissingTimestamp));
+        assert_eq!(times(u64::MAX, 0), Err(Reason::TimestampOutOfRange));
+        assert_eq!(times(10, u64::MAX), Err(Reason::TimestampOutOfRange));
+        assert_eq!(times(10, 0), Ok((10, None)));
+        assert_eq!(times(10, 4), Ok((10, Some(4))));
+    }
+
+    /// Number points: ints convert, non-finite rejects unless flagged, flagged is null.
+    #[test]
+    fn numbers() {
+        let mut p = NumberDataPoint {
+            value: Some(Value::AsInt(-3)),
+            ..Default::default()
+        };
+        assert_eq!(number(&p), Ok(Some(-3.0)));
+        p.value = Some(Value::AsDouble(f64::NAN));
+        assert_eq!(number(&p), Err(Reason::NonFiniteValue));
+        p.value = Some(Value::AsDouble(f64::NEG_INFINITY));
+        assert_eq!(number(&p), Err(Reason::NonFiniteValue));
+        p.flags = NO_RECORDED_VALUE;
+        assert_eq!(number(&p), Ok(None));
+        p.value = None;
+        assert_eq!(number(&p), Ok(None));
+    }
+
+    /// Histograms: every inconsistency is `invalid_histogram`, NaN sums `non_finite_value`.
+    #[test]
+    fn histograms() {
+        let good = HistogramDataPoint {
+            count: 3,
+            sum: Some(6.0),
+            explicit_bounds: vec![1.0, 2.0],
+            bucket_counts: vec![1, 1, 1],
+            ..Default::default()
+        };
+        assert_eq!(histogram(&good), Ok(()));
+        let no_buckets = HistogramDataPoint {
+            count: 7,
+            ..Default::default()
+        };
+        assert_eq!(histogram(&no_buckets), Ok(()));
+        let bad = |f: &dyn Fn(&mut HistogramDataPoint)| {
+            let mut p = good.clone();
+            f(&mut p);
+            histogram(&p)
+        };
+        assert_eq!(
+            bad(&|p| {
+                p.bucket_counts.pop();
+            }),
+            Err(Reason::InvalidHistogram)
+        );
+        assert_eq!(
+            bad(&|p| p.explicit_bounds = vec![2.0, 1.0]),
+            Err(Reason::InvalidHistogram)
+        );
+        assert_eq!(
+            bad(&|p| p.explicit_bounds = vec![1.0, 1.0]),
+            Err(Reason::InvalidHistogram)
+        );
+        assert_eq!(
+            bad(&|p| p.explicit_bounds = vec![f64::NAN, 1.0]),
+            Err(Reason::InvalidHistogram)
+        );
+        assert_eq!(bad(&|p| p.count = 4), Err(Reason::InvalidHistogram));
+        assert_eq!(
+            bad(&|p| p.bucket_counts = vec![u64::MAX, 4, 0]),
+            Err(Reason::InvalidHistogram)
+        );
+        assert_eq!(
+            bad(&|p| p.sum = Some(f64::INFINITY)),
+            Err(Reason::NonFiniteValue)
+        );
+        assert_eq!(
+            bad(&|p| p.min = Some(f64::NAN)),
+            Err(Reason::NonFiniteValue)
+        );
+        assert_eq!(
+            bad(&|p| p.max = Some(f64::NAN)),
+            Err(Reason::NonFiniteValue)
+        );
+        assert_eq!(
+            bad(&|p| {
+                p.sum = Some(f64::NAN);
+                p.flags = NO_RECORDED_VALUE;
+            }),
+            Ok(())
+        );
+    }
+
+    /// Exponential histograms and summaries reject non-finite sums.
+    #[test]
+    fn exp_and_summary() {
+        let mut e = ExponentialHistogramDataPoint::default();
+        assert_eq!(exponential_histogram(&e), Ok(()));
+        e.sum = Some(f64::NAN);
+        assert_eq!(exponential_histogram(&e), Err(Reason::NonFiniteValue));
+        let mut s = SummaryDataPoint::default();
+        assert_eq!(summary(&s), Ok(()));
+        s.sum = f64::INFINITY;
+        assert_eq!(summary(&s), Err(Reason::NonFiniteValue));
+    }
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Runs every Phoenix test on a fresh Debian machine with Rust installed:
+#   1. system packages and the Python venv (scripts/setup-test-env.sh; idempotent)
+#   2. Rust tests of the whole workspace (cargo-nextest when installed, else cargo test)
+#   3. the `phoenix` binary (debug build)
+#   4. end-to-end tests (pytest tests/e2e) against that binary
+# Every stage runs even if an earlier one failed (except e2e without a binary); the exit code is
+# non-zero if anything failed, and a summary lists each stage's result.
+#
+# Usage: scripts/test.sh [--no-rust] [--no-e2e] [-- PYTEST_ARGS...]
+# Environment: CARGO_TARGET_DIR (default ~/.cache/phoenix/target, reused so datafusion is built
+# once), PHOENIX_CACHE (default ~/.cache/phoenix; holds the venv), PHOENIX_BIN (skip the build
+# and test this binary instead).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+run_rust=1
+run_e2e=1
+pytest_args=()
+while (($#)); do
+    case "$1" in
+        --no-rust) run_rust=0 ;;
+        --no-e2e) run_e2e=0 ;;
+        --) shift; pytest_args=("$@"); break ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "error: unknown argument: $1 (see --help)" >&2; exit 1 ;;
+    esac
+    shift
+done
+
+export PHOENIX_CACHE="${PHOENIX_CACHE:-$HOME/.cache/phoenix}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PHOENIX_CACHE/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+VENV="$PHOENIX_CACHE/venv"
+
+declare -a summary=()
+failed=0
+started=$SECONDS
+
+section() { printf '\n==> %s\n' "$*"; }
+record() { # record NAME STATUS(0=ok) SECONDS
+    local name="$1" rc="$2" secs="$3"
+    if [[ "$rc" == 0 ]]; then
+        summary+=("ok      ${name} (${secs}s)")
+    else
+        summary+=("FAILED  ${name} (exit ${rc}, ${secs}s)")
+        failed=1
+    fi
+}
+stage() { # stage NAME COMMAND...
+    local name="$1"; shift
+    local t0=$SECONDS
+    "$@"
+    local rc=$?
+    record "$name" "$rc" "$((SECONDS - t0))"
+    return "$rc"
+}
+finish() {
+    section "Summary ($((SECONDS - started))s total)"
+    printf '    %s\n' "${summary[@]}"
+    if ((failed)); then
+        echo "==> FAILED"
+        exit 1
+    fi
+    echo "==> ALL PASSED"
+    exit 0
+}
+
+section "Environment"
+command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }
+echo "    repo:             $ROOT"
+echo "    rustc:            $(rustc --version)"
+echo "    CARGO_TARGET_DIR: $CARGO_TARGET_DIR"
+echo "    python venv:      $VENV"
+
+section "[1/4] System packages and Python venv"
+stage "setup (apt packages, python venv)" "$ROOT/scripts/setup-test-env.sh" || finish
+
+if ((run_rust)); then
+    section "[2/4] Rust tests (cargo, whole workspace)"
+    if cargo nextest --version >/dev/null 2>&1; then
+        stage "cargo nextest run --workspace" \
+            cargo nextest run --workspace --no-fail-fast --no-tests=pass
+        # nextest does not run doctests.
+        stage "cargo test --workspace --doc" cargo test --workspace --doc --no-fail-fast
+    else
+        stage "cargo test --workspace" cargo test --workspace --no-fail-fast
+    fi
+else
+    section "[2/4] Rust tests: skipped (--no-rust)"
+fi
+
+if ((run_e2e)); then
+    section "[3/4] Build the phoenix binary (debug)"
+    if [[ -n "${PHOENIX_BIN:-}" ]]; then
+        echo "    using PHOENIX_BIN=$PHOENIX_BIN"
+        build_rc=0
+        [[ -x "$PHOENIX_BIN" ]] || { echo "error: PHOENIX_BIN is not an executable" >&2; build_rc=1; }
+        record "phoenix binary (PHOENIX_BIN)" "$build_rc" 0
+    else
+        stage "cargo build -p phoenix" cargo build -p phoenix
+        build_rc=$?
+        export PHOENIX_BIN="$CARGO_TARGET_DIR/debug/phoenix"
+    fi
+
+    section "[4/4] End-to-end tests (pytest tests/e2e)"
+    if [[ "$build_rc" == 0 ]]; then
+        # Bounded as a whole too; each test also has its own timeout (tests/e2e/pytest.ini).
+        stage "pytest tests/e2e" timeout --signal=TERM --kill-after=30 1500 \
+            "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider "${pytest_args[@]}"
+    else
+        echo "    skipped: the phoenix binary did not build"
+        record "pytest tests/e2e (not run: no binary)" 1 0
+    fi
+else
+    section "[3/4] [4/4] End-to-end tests: skipped (--no-e2e)"
+fi
+
+finish

@@ -1,0 +1,132 @@
+//! Test helpers for this crate and its dependents: build `metrics` batches from a few fields.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Float64Builder, Int32Array, ListBuilder, MapBuilder,
+    RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray, UInt32Array, UInt64Array,
+    UInt64Builder,
+};
+use arrow::datatypes::DataType;
+use phoenix_model::metrics_schema;
+use phoenix_model::schema::col;
+
+/// One datapoint for a test; fields not listed here get neutral values (gauge, no unit, scope
+/// `test`, sample rate 1, histogram columns null).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestPoint {
+    /// `time`, ns since the epoch.
+    pub time_ns: i64,
+    /// `metric`.
+    pub metric: String,
+    /// `service`.
+    pub service: String,
+    /// `value`.
+    pub value: Option<f64>,
+    /// `series_id`.
+    pub series_id: u64,
+    /// `attributes`.
+    pub attributes: Vec<(String, String)>,
+    /// `resource`.
+    pub resource: Vec<(String, String)>,
+}
+
+impl TestPoint {
+    /// A gauge point; `series_id` is derived from metric and service.
+    pub fn gauge(metric: &str, service: &str, time_ns: i64, value: f64) -> Self {
+        let series_id = metric
+            .bytes()
+            .chain(service.bytes())
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        TestPoint {
+            time_ns,
+            metric: metric.to_string(),
+            service: service.to_string(),
+            value: Some(value),
+            series_id,
+            attributes: Vec::new(),
+            resource: vec![("service.name".to_string(), service.to_string())],
+        }
+    }
+
+    /// Adds a datapoint attribute.
+    pub fn attr(mut self, key: &str, value: &str) -> Self {
+        self.attributes.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Adds a resource attribute.
+    pub fn resource(mut self, key: &str, value: &str) -> Self {
+        self.resource.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// A batch in [`metrics_schema`] holding `points` in order.
+///
+/// # Panics
+/// Never for the current schema; a schema change the helper does not know panics (tests only).
+pub fn metrics_batch(points: &[TestPoint]) -> RecordBatch {
+    let schema = metrics_schema();
+    let n = points.len();
+    let strings = |f: &dyn Fn(&TestPoint) -> Option<String>| -> ArrayRef {
+        Arc::new(points.iter().map(f).collect::<StringArray>())
+    };
+    let map = |f: &dyn Fn(&TestPoint) -> &[(String, String)]| -> ArrayRef {
+        let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        for p in points {
+            for (k, v) in f(p) {
+                b.keys().append_value(k);
+                b.values().append_value(v);
+            }
+            b.append(true).expect("map entry");
+        }
+        Arc::new(b.finish())
+    };
+    let null_f64 = || -> ArrayRef { Arc::new(Float64Array::new_null(n)) };
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.name().as_str() {
+            col::TIME => Arc::new(
+                TimestampNanosecondArray::from(points.iter().map(|p| p.time_ns).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ) as ArrayRef,
+            col::START_TIME => {
+                Arc::new(TimestampNanosecondArray::new_null(n).with_timezone("UTC")) as ArrayRef
+            }
+            col::METRIC => strings(&|p| Some(p.metric.clone())),
+            col::KIND => strings(&|_| Some("gauge".into())),
+            col::TEMPORALITY => strings(&|_| None),
+            col::MONOTONIC => Arc::new(BooleanArray::new_null(n)),
+            col::UNIT => strings(&|_| Some(String::new())),
+            col::SERVICE => strings(&|p| Some(p.service.clone())),
+            col::RESOURCE => map(&|p| &p.resource),
+            col::SCOPE => strings(&|_| Some("test".into())),
+            col::ATTRIBUTES => map(&|p| &p.attributes),
+            col::SERIES_ID => Arc::new(points.iter().map(|p| p.series_id).collect::<UInt64Array>()),
+            col::VALUE => Arc::new(points.iter().map(|p| p.value).collect::<Float64Array>()),
+            col::SAMPLE_RATE => Arc::new(Float64Array::from(vec![1.0; n])),
+            col::FLAGS => Arc::new(UInt32Array::from(vec![0; n])),
+            _ => match field.data_type() {
+                DataType::Float64 => null_f64(),
+                DataType::UInt64 => Arc::new(UInt64Array::new_null(n)),
+                DataType::Int32 => Arc::new(Int32Array::new_null(n)),
+                DataType::List(item) if item.data_type() == &DataType::Float64 => {
+                    let mut b = ListBuilder::new(Float64Builder::new());
+                    (0..n).for_each(|_| b.append_null());
+                    Arc::new(b.finish())
+                }
+                DataType::List(item) if item.data_type() == &DataType::UInt64 => {
+                    let mut b = ListBuilder::new(UInt64Builder::new());
+                    (0..n).for_each(|_| b.append_null());
+                    Arc::new(b.finish())
+                }
+                other => panic!("testing::metrics_batch: no rule for {field} of type {other}"),
+            },
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns).expect("batch matches metrics_schema")
+}
