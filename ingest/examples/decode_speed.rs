@@ -12,7 +12,11 @@ use phoenix_ingest::{decode, DecodeLimits};
 use prost::Message;
 
 fn kv(k: &str, v: AnyV) -> KeyValue {
-    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), key_strindex: 0 }
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        key_strindex: 0,
+    }
 }
 
 fn main() {
@@ -20,7 +24,10 @@ fn main() {
     for r in 0..10 {
         let res = vec![
             kv("service.name", AnyV::StringValue(format!("svc-{r}"))),
-            kv("host.name", AnyV::StringValue(format!("host-{r}.example.internal"))),
+            kv(
+                "host.name",
+                AnyV::StringValue(format!("host-{r}.example.internal")),
+            ),
             kv("k8s.pod.name", AnyV::StringValue(format!("pod-{r}-abcdef"))),
             kv("k8s.namespace.name", AnyV::StringValue("production".into())),
             kv("cloud.region", AnyV::StringValue("eu-west-1".into())),
@@ -31,7 +38,10 @@ fn main() {
             let points: Vec<_> = (0..100)
                 .map(|i| NumberDataPoint {
                     attributes: vec![
-                        kv("http.route", AnyV::StringValue(format!("/api/v1/items/{}", i % 20))),
+                        kv(
+                            "http.route",
+                            AnyV::StringValue(format!("/api/v1/items/{}", i % 20)),
+                        ),
                         kv("http.method", AnyV::StringValue("GET".into())),
                         kv("http.status_code", AnyV::IntValue(200 + (i % 3))),
                         kv("success", AnyV::BoolValue(true)),
@@ -44,21 +54,44 @@ fn main() {
                 })
                 .collect();
             let data = if m % 2 == 0 {
-                Data::Gauge(Gauge { data_points: points })
+                Data::Gauge(Gauge {
+                    data_points: points,
+                })
             } else {
-                Data::Sum(Sum { data_points: points, aggregation_temporality: 2, is_monotonic: true })
+                Data::Sum(Sum {
+                    data_points: points,
+                    aggregation_temporality: 2,
+                    is_monotonic: true,
+                })
             };
-            metrics.push(Metric { name: format!("metric.name.{m}"), unit: "ms".into(), data: Some(data), ..Default::default() });
+            metrics.push(Metric {
+                name: format!("metric.name.{m}"),
+                unit: "ms".into(),
+                data: Some(data),
+                ..Default::default()
+            });
         }
         rms.push(ResourceMetrics {
-            resource: Some(Resource { attributes: res, ..Default::default() }),
-            scope_metrics: vec![ScopeMetrics { metrics, ..Default::default() }],
+            resource: Some(Resource {
+                attributes: res,
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
             schema_url: String::new(),
         });
     }
-    let req = ExportMetricsServiceRequest { resource_metrics: rms };
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: rms,
+    };
     let bytes = req.encode_to_vec();
-    let limits = DecodeLimits { max_attributes: 128, max_attribute_value_bytes: 16384, max_decoded_bytes: usize::MAX };
+    let limits = DecodeLimits {
+        max_attributes: 128,
+        max_attribute_value_bytes: 16384,
+        max_decoded_bytes: usize::MAX,
+    };
     let iters = 300;
     let points = 10_000 * iters;
     let t = Instant::now();
@@ -75,5 +108,9 @@ fn main() {
         assert_eq!(d.accepted, 10_000);
     }
     let e = t.elapsed().as_secs_f64();
-    println!("protobuf + arrow: {:.2} M dp/s ({} bytes/request)", points as f64 / e / 1e6, bytes.len());
+    println!(
+        "protobuf + arrow: {:.2} M dp/s ({} bytes/request)",
+        points as f64 / e / 1e6,
+        bytes.len()
+    );
 }

@@ -23,7 +23,12 @@ fn workload(mix: Mix) -> Workload {
 
 fn bench_fill(c: &mut Criterion) {
     let cases = [
-        ("gauge_only", Mix { weights: [1, 0, 0, 0] }),
+        (
+            "gauge_only",
+            Mix {
+                weights: [1, 0, 0, 0],
+            },
+        ),
         ("default_mix", Mix::default()),
     ];
     let mut group = c.benchmark_group("loadgen_fill");

@@ -99,10 +99,19 @@ impl Chunk {
     ///
     /// # Errors
     /// [`LoadgenError::Invalid`] if the body would exceed 4 GiB.
-    pub fn build(workload: &Workload, range: Range<u64>, index: usize, epoch_ns: u64) -> Result<Chunk> {
+    pub fn build(
+        workload: &Workload,
+        range: Range<u64>,
+        index: usize,
+        epoch_ns: u64,
+    ) -> Result<Chunk> {
         let n = (range.end - range.start) as usize;
         let repeats = (workload.batch_size / n.max(1)).max(1);
-        let per_metric = if workload.attributes == 0 { 1 } else { SERIES_PER_METRIC };
+        let per_metric = if workload.attributes == 0 {
+            1
+        } else {
+            SERIES_PER_METRIC
+        };
         let counts = workload.mix.apportion(n);
 
         let mut states = Vec::with_capacity(n);
@@ -129,7 +138,10 @@ impl Chunk {
         let mut resource = Part::default();
         let service = format!("loadgen-{}", index % 8);
         let host = format!("loadgen-host-{index:05}");
-        for (k, v) in [("service.name", service.as_str()), ("host.name", host.as_str())] {
+        for (k, v) in [
+            ("service.name", service.as_str()),
+            ("host.name", host.as_str()),
+        ] {
             let (kv, _) = key_value(k, v);
             put_bytes(&mut resource.buf, 1, &kv);
         }
@@ -193,7 +205,8 @@ impl Chunk {
         let replaced = if self.churn_per_sec == 0 {
             0
         } else {
-            (now_ns.saturating_sub(self.epoch_ns) / 1_000_000_000).saturating_mul(self.churn_per_sec)
+            (now_ns.saturating_sub(self.epoch_ns) / 1_000_000_000)
+                .saturating_mul(self.churn_per_sec)
         };
         let Chunk {
             buf,
@@ -281,7 +294,11 @@ fn encode_metric(
         Kind::Histogram => put_varint_field(&mut data.buf, &[(2, 2)]),
     }
     let mut metric = Part::default();
-    put_str(&mut metric.buf, 1, &format!("{}_{index}", kind.metric_prefix()));
+    put_str(
+        &mut metric.buf,
+        1,
+        &format!("{}_{index}", kind.metric_prefix()),
+    );
     put_str(&mut metric.buf, 3, kind.unit());
     let field = match kind {
         Kind::Gauge => 5,
@@ -359,13 +376,20 @@ fn attribute(k: usize, global: u64) -> (String, String) {
     const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
     const CODES: [&str; 6] = ["200", "201", "204", "400", "404", "500"];
     const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
-    let pick = |list: &[&str], div: u64| list[((global / div) % list.len() as u64) as usize].to_string();
+    let pick =
+        |list: &[&str], div: u64| list[((global / div) % list.len() as u64) as usize].to_string();
     match k {
-        1 => ("http.route".into(), format!("/api/v1/items/{}", global % 20)),
+        1 => (
+            "http.route".into(),
+            format!("/api/v1/items/{}", global % 20),
+        ),
         2 => ("http.request.method".into(), pick(&METHODS, 20)),
         3 => ("http.response.status_code".into(), pick(&CODES, 80)),
         4 => ("cloud.region".into(), pick(&REGIONS, 480)),
-        _ => (format!("attr.{k}"), format!("value-{}", (global + k as u64) % 10)),
+        _ => (
+            format!("attr.{k}"),
+            format!("value-{}", (global + k as u64) % 10),
+        ),
     }
 }
 
@@ -484,7 +508,12 @@ mod tests {
     /// Partitions cover every series once, respect the batch size and feed every connection.
     #[test]
     fn partition_covers_series() {
-        for (series, batch, conns) in [(10_000, 1000, 8), (50, 1000, 8), (3, 1000, 8), (1001, 1000, 1)] {
+        for (series, batch, conns) in [
+            (10_000, 1000, 8),
+            (50, 1000, 8),
+            (3, 1000, 8),
+            (1001, 1000, 1),
+        ] {
             let mut w = workload(series, 3, batch, 0);
             w.connections = conns;
             let parts = w.partition();

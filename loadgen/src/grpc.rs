@@ -131,7 +131,10 @@ mod tests {
     /// Server statuses classify by code; RetryInfo becomes the retry delay.
     #[test]
     fn classify_server_statuses() {
-        assert_eq!(classify(&Status::invalid_argument("bad")), Outcome::Rejected);
+        assert_eq!(
+            classify(&Status::invalid_argument("bad")),
+            Outcome::Rejected
+        );
         assert_eq!(
             classify(&Status::unavailable("busy")),
             Outcome::Retryable { after: None }

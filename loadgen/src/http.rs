@@ -114,7 +114,7 @@ fn rejected_in(payload: &[u8], is_json: bool) -> u64 {
 /// `Retry-After` in delay-seconds form (the form OTLP servers send).
 fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
     let secs: f64 = v.to_str().ok()?.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 #[cfg(test)]
@@ -130,6 +130,7 @@ mod tests {
         assert_eq!(p(" 0 "), Some(Duration::ZERO));
         assert_eq!(p("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(p("-1"), None);
+        assert_eq!(p("1e300"), None);
     }
 
     /// Partial success is read from protobuf and JSON bodies; an empty body rejects nothing.
@@ -144,7 +145,10 @@ mod tests {
         assert_eq!(rejected_in(&resp.encode_to_vec(), false), 7);
         let json = br#"{"partialSuccess":{"rejectedDataPoints":"5","errorMessage":"x"}}"#;
         assert_eq!(rejected_in(json, true), 5);
-        assert_eq!(rejected_in(br#"{"partialSuccess":{"rejectedDataPoints":3}}"#, true), 3);
+        assert_eq!(
+            rejected_in(br#"{"partialSuccess":{"rejectedDataPoints":3}}"#, true),
+            3
+        );
         assert_eq!(rejected_in(b"{}", true), 0);
         assert_eq!(rejected_in(b"", false), 0);
     }
@@ -152,7 +156,8 @@ mod tests {
     /// gzip bodies decompress to the message.
     #[test]
     fn gzip_prepare() {
-        let s = HttpSender::new("http://127.0.0.1:1/v1/metrics", Compression::Gzip).expect("client");
+        let s =
+            HttpSender::new("http://127.0.0.1:1/v1/metrics", Compression::Gzip).expect("client");
         let body = s.prepare(&[7u8; 1000]).expect("gzip");
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)

@@ -127,18 +127,14 @@ impl Profile {
     /// [`LoadgenError::ProfileNotFound`], [`LoadgenError::ProfileRead`], or
     /// [`LoadgenError::Profile`] naming the bad key.
     pub fn load(name: &str) -> Result<(Profile, String)> {
-        let candidates = [
-            name.to_string(),
-            format!("configs/loadgen/{name}.yaml"),
-        ];
+        let candidates = [name.to_string(), format!("configs/loadgen/{name}.yaml")];
         for path in &candidates {
             if Path::new(path).is_file() {
-                let text = std::fs::read_to_string(path).map_err(|source| {
-                    LoadgenError::ProfileRead {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| LoadgenError::ProfileRead {
                         path: path.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 return Ok((Profile::parse(&text, path)?, path.clone()));
             }
         }
@@ -165,17 +161,31 @@ impl Profile {
         let de = serde_yaml::Deserializer::from_str(text);
         let profile: Profile = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
+            let mut message = e.into_inner().to_string();
+            // serde_yaml prefixes the path ("series: unknown field ..."); the key already
+            // says where, so drop it.
+            if let Some((head, rest)) = message.split_once(": ") {
+                if key.starts_with(head) {
+                    message = rest.to_string();
+                }
+            }
             LoadgenError::Profile {
                 origin: origin.to_string(),
-                key: if key == "." { "(top level)".into() } else { key },
-                message: e.into_inner().to_string(),
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                message,
             }
         })?;
-        profile.validate().map_err(|(key, message)| LoadgenError::Profile {
-            origin: origin.to_string(),
-            key,
-            message,
-        })?;
+        profile
+            .validate()
+            .map_err(|(key, message)| LoadgenError::Profile {
+                origin: origin.to_string(),
+                key,
+                message,
+            })?;
         Ok(profile)
     }
 
@@ -259,10 +269,12 @@ pub(crate) mod check {
     }
 
     pub(crate) fn duration(v: f64) -> Result<(), String> {
-        if v.is_finite() && v >= 0.001 && v <= MAX_DURATION_SECS {
+        if v.is_finite() && (0.001..=MAX_DURATION_SECS).contains(&v) {
             Ok(())
         } else {
-            Err(format!("must be between 0.001 and {MAX_DURATION_SECS} seconds, got {v}"))
+            Err(format!(
+                "must be between 0.001 and {MAX_DURATION_SECS} seconds, got {v}"
+            ))
         }
     }
 
@@ -338,7 +350,11 @@ mod tests {
     #[test]
     fn missing_profile() {
         let e = Profile::load("no-such-profile").expect_err("missing");
-        assert!(e.to_string().contains("configs/loadgen/no-such-profile.yaml"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("configs/loadgen/no-such-profile.yaml"),
+            "{e}"
+        );
         assert_eq!(e.exit_code(), 1);
     }
 }

@@ -73,7 +73,13 @@ impl Report {
         target_rate_dps: f64,
     ) -> Report {
         let secs = elapsed.as_secs_f64();
-        let per_sec = |n: u64| if secs > 0.0 { round(n as f64 / secs, 1) } else { 0.0 };
+        let per_sec = |n: u64| {
+            if secs > 0.0 {
+                round(n as f64 / secs, 1)
+            } else {
+                0.0
+            }
+        };
         let q = |x: f64| round(latency.quantile_ms(x), 3);
         Report {
             sent: snap.sent,

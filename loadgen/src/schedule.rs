@@ -45,7 +45,11 @@ impl Timetable {
             duration_secs: duration_s.max(f64::MIN_POSITIVE),
             rate_factor: 1.0,
         }];
-        let phases = if phases.is_empty() { &default[..] } else { phases };
+        let phases = if phases.is_empty() {
+            &default[..]
+        } else {
+            phases
+        };
         let mut segments = Vec::with_capacity(phases.len());
         let (mut t, mut dp) = (0.0, 0.0);
         for p in phases {
@@ -82,7 +86,8 @@ impl Timetable {
             return None;
         }
         let cycles = (dp / self.cycle_dp).floor();
-        let rem = dp - cycles * self.cycle_dp;
+        // Clamped so float error cannot select a paused segment or a negative time.
+        let rem = (dp - cycles * self.cycle_dp).max(0.0);
         let i = self.segments.partition_point(|s| s.dp_end <= rem);
         let s = self.segments.get(i)?;
         let t = cycles * self.cycle_s + s.start_s + (rem - s.dp_start) / s.rate;
@@ -123,12 +128,16 @@ impl Timetable {
 
     /// Target rate (datapoints/s) `t` seconds after the start.
     pub fn rate_at(&self, t: f64) -> f64 {
-        self.segments.get(self.phase_index(t)).map_or(0.0, |s| s.rate)
+        self.segments
+            .get(self.phase_index(t))
+            .map_or(0.0, |s| s.rate)
     }
 
     /// Name of the phase active `t` seconds after the start.
     pub fn phase_at(&self, t: f64) -> &str {
-        self.names.get(self.phase_index(t)).map_or("", String::as_str)
+        self.names
+            .get(self.phase_index(t))
+            .map_or("", String::as_str)
     }
 }
 

@@ -330,9 +330,15 @@ mod tests {
     fn mix_parses_and_validates() {
         let m: Mix = "gauge=50, histogram=50".parse().expect("parse");
         assert_eq!(m.weights, [50, 0, 0, 50]);
-        assert_eq!(m.to_string(), "gauge=50,sum_cumulative=0,sum_delta=0,histogram=50");
+        assert_eq!(
+            m.to_string(),
+            "gauge=50,sum_cumulative=0,sum_delta=0,histogram=50"
+        );
         assert!("gauge=0".parse::<Mix>().is_err());
-        assert!("gauges=1".parse::<Mix>().unwrap_err().contains("gauges"));
+        assert!("gauges=1"
+            .parse::<Mix>()
+            .expect_err("unknown kind")
+            .contains("gauges"));
         assert!("gauge=1,gauge=2".parse::<Mix>().is_err());
         assert!("gauge".parse::<Mix>().is_err());
     }

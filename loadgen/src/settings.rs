@@ -71,7 +71,11 @@ impl Settings {
     ///
     /// # Errors
     /// [`LoadgenError::Invalid`] naming the bad setting.
-    pub fn merge(args: &LoadgenArgs, profile: &Profile, origin: Option<String>) -> Result<Settings> {
+    pub fn merge(
+        args: &LoadgenArgs,
+        profile: &Profile,
+        origin: Option<String>,
+    ) -> Result<Settings> {
         let s = &profile.series;
         let protocol = args.protocol.or(profile.protocol).unwrap_or(Protocol::Grpc);
         let endpoint = endpoint_url(
@@ -81,23 +85,29 @@ impl Settings {
         let rate_dps = args.rate.or(profile.rate_dps).unwrap_or(DEFAULT_RATE_DPS);
         let phases = profile.phases();
         let phases_secs: f64 = phases.iter().map(|p| p.duration_secs).sum();
-        let duration_secs = args.duration.or(profile.duration_secs).unwrap_or(if phases.is_empty() {
-            DEFAULT_DURATION_SECS
-        } else {
-            phases_secs
-        });
+        let duration_secs =
+            args.duration
+                .or(profile.duration_secs)
+                .unwrap_or(if phases.is_empty() {
+                    DEFAULT_DURATION_SECS
+                } else {
+                    phases_secs
+                });
         let workload = Workload {
             series: args.series.or(s.count).unwrap_or(DEFAULT_SERIES),
-            attributes: args.attributes.or(s.attributes).unwrap_or(DEFAULT_ATTRIBUTES),
-            batch_size: args.batch_size.or(profile.batch_size).unwrap_or(DEFAULT_BATCH_SIZE),
+            attributes: args
+                .attributes
+                .or(s.attributes)
+                .unwrap_or(DEFAULT_ATTRIBUTES),
+            batch_size: args
+                .batch_size
+                .or(profile.batch_size)
+                .unwrap_or(DEFAULT_BATCH_SIZE),
             connections: args
                 .connections
                 .or(profile.connections)
                 .unwrap_or(DEFAULT_CONNECTIONS),
-            mix: args
-                .mix
-                .or(profile.mix.map(Mix::from))
-                .unwrap_or_default(),
+            mix: args.mix.or(profile.mix.map(Mix::from)).unwrap_or_default(),
             churn_per_sec: s.churn_per_sec.unwrap_or(0),
             id_attribute: s
                 .id_attribute
@@ -110,9 +120,15 @@ impl Settings {
             ("rate_dps (--rate)", check::rate(rate_dps)),
             ("duration_secs (--duration)", check::duration(duration_secs)),
             ("series.count (--series)", check::series(w.series)),
-            ("series.attributes (--attributes)", check::attributes(w.attributes)),
+            (
+                "series.attributes (--attributes)",
+                check::attributes(w.attributes),
+            ),
             ("batch_size (--batch-size)", check::batch_size(w.batch_size)),
-            ("connections (--connections)", check::connections(w.connections)),
+            (
+                "connections (--connections)",
+                check::connections(w.connections),
+            ),
             (
                 "series.churn_per_sec",
                 check::churn(w.churn_per_sec, w.attributes),
@@ -138,7 +154,8 @@ impl Settings {
             endpoint,
             protocol,
             rate_dps,
-            duration: Duration::from_secs_f64(duration_secs),
+            duration: Duration::try_from_secs_f64(duration_secs)
+                .map_err(|e| LoadgenError::invalid("duration_secs (--duration)", e.to_string()))?,
             phases,
             workload,
             compression: args
@@ -175,7 +192,10 @@ fn endpoint_url(given: Option<&str>, protocol: Protocol) -> Result<String> {
     let mut url = url::Url::parse(&with_scheme)
         .map_err(|e| LoadgenError::invalid(key, format!("{with_scheme:?} is not a URL: {e}")))?;
     if url.host_str().is_none() {
-        return Err(LoadgenError::invalid(key, format!("{with_scheme:?} has no host")));
+        return Err(LoadgenError::invalid(
+            key,
+            format!("{with_scheme:?} has no host"),
+        ));
     }
     match (protocol, url.scheme()) {
         (Protocol::Grpc, "http") | (Protocol::Http, "http" | "https") => {}

@@ -203,12 +203,27 @@ mod tests {
     /// Bucket bounds contain their values and stay within 1/64 of them.
     #[test]
     fn buckets_are_tight() {
-        for v in [0u64, 1, 63, 64, 65, 127, 128, 1000, 123_456, 10_000_000_000, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            63,
+            64,
+            65,
+            127,
+            128,
+            1000,
+            123_456,
+            10_000_000_000,
+            u64::MAX,
+        ] {
             let i = bucket_of(v);
             assert!(i < BUCKETS);
             let high = bucket_high(i);
             assert!(high >= v, "v={v} high={high}");
-            assert!((high - v) as f64 <= v as f64 / 64.0 + 1.0, "v={v} high={high}");
+            assert!(
+                (high - v) as f64 <= v as f64 / 64.0 + 1.0,
+                "v={v} high={high}"
+            );
         }
     }
 

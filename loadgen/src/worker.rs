@@ -51,8 +51,12 @@ impl Sender {
     /// A connection for `settings`' endpoint and protocol.
     pub(crate) fn new(settings: &Settings) -> Result<Sender> {
         Ok(match settings.protocol {
-            Protocol::Grpc => Sender::Grpc(GrpcSender::new(&settings.endpoint, settings.compression)?),
-            Protocol::Http => Sender::Http(HttpSender::new(&settings.endpoint, settings.compression)?),
+            Protocol::Grpc => {
+                Sender::Grpc(GrpcSender::new(&settings.endpoint, settings.compression)?)
+            }
+            Protocol::Http => {
+                Sender::Http(HttpSender::new(&settings.endpoint, settings.compression)?)
+            }
         })
     }
 
@@ -103,7 +107,8 @@ impl Shared {
     fn due(&self, k: u64) -> Option<(usize, f64)> {
         let chunks = self.chunks.len() as u64;
         let j = usize::try_from(k % chunks.max(1)).ok()?;
-        let before = (k / chunks.max(1)) as f64 * self.round_dp as f64 + *self.prefix.get(j)? as f64;
+        let before =
+            (k / chunks.max(1)) as f64 * self.round_dp as f64 + *self.prefix.get(j)? as f64;
         Some((j, self.timetable.time_of(before)?))
     }
 }
@@ -123,7 +128,10 @@ pub(crate) async fn run_connection(
         }
         let k = shared.next.fetch_add(1, Ordering::Relaxed);
         let Some((j, at)) = shared.due(k) else { break };
-        let due = shared.start + Duration::from_secs_f64(at);
+        let Ok(offset) = Duration::try_from_secs_f64(at) else {
+            break;
+        };
+        let due = shared.start + offset;
         if Instant::now() >= shared.end {
             break;
         }
@@ -131,7 +139,9 @@ pub(crate) async fn run_connection(
             () = tokio::time::sleep_until(due.into()) => {}
             Ok(_) = stop.wait_for(|s| *s) => break,
         }
-        let Some(lock) = shared.chunks.get(j) else { break };
+        let Some(lock) = shared.chunks.get(j) else {
+            break;
+        };
         let mut chunk = lock.lock().await;
         let created = chunk.fill(unix_now_ns());
         let n = chunk.datapoints() as u64;

@@ -20,7 +20,11 @@ fn args(ep: &Endpoint, protocol: Protocol) -> LoadgenArgs {
         duration: Some(1.0),
         batch_size: Some(100),
         connections: Some(4),
-        mix: Some("gauge=1,sum_cumulative=1,sum_delta=1,histogram=1".parse().expect("mix")),
+        mix: Some(
+            "gauge=1,sum_cumulative=1,sum_delta=1,histogram=1"
+                .parse()
+                .expect("mix"),
+        ),
         quiet: true,
         ..LoadgenArgs::default()
     }
@@ -54,11 +58,19 @@ async fn exact_counts_both_protocols() {
             let case = format!("{protocol} {compression:?}");
             assert!(report.sent > 0, "{case}");
             // The last request due before the end may carry up to one batch past the target.
-            assert!(report.sent < 20_000 + 100, "{case}: sent more than the timetable asked");
+            assert!(
+                report.sent < 20_000 + 100,
+                "{case}: sent more than the timetable asked"
+            );
             assert_eq!(report.sent, seen.received_dp, "{case}");
             assert_eq!(report.accepted, report.sent, "{case}");
             assert_eq!(
-                (report.rejected, report.lost, report.retryable, report.errors),
+                (
+                    report.rejected,
+                    report.lost,
+                    report.retryable,
+                    report.errors
+                ),
                 (0, 0, 0, 0),
                 "{case}"
             );
@@ -84,8 +96,20 @@ async fn report_json_has_contract_keys() {
     assert!(!line.contains('\n'));
     let v: serde_json::Value = serde_json::from_str(&line).expect("json");
     for key in [
-        "sent", "accepted", "rejected", "duration_s", "rate_dps", "p50_ms", "p99_ms",
-        "retryable", "errors", "requests", "protocol", "endpoint", "target_rate_dps", "max_ms",
+        "sent",
+        "accepted",
+        "rejected",
+        "duration_s",
+        "rate_dps",
+        "p50_ms",
+        "p99_ms",
+        "retryable",
+        "errors",
+        "requests",
+        "protocol",
+        "endpoint",
+        "target_rate_dps",
+        "max_ms",
     ] {
         assert!(v.get(key).is_some(), "missing {key} in {line}");
     }
@@ -161,10 +185,16 @@ async fn retry_recovers_everything() {
         assert_eq!(report.retryable, seen.refused_dp, "{protocol}");
         assert_eq!(report.lost, 0, "{protocol}");
         assert_eq!(report.accepted, report.sent, "{protocol}");
-        assert_eq!(seen.received_dp, report.sent, "{protocol}: duplicates or losses");
+        assert_eq!(
+            seen.received_dp, report.sent,
+            "{protocol}: duplicates or losses"
+        );
         assert_eq!(report.requests, seen.requests, "{protocol}");
         // The retried requests waited for the hint, and their latency shows it.
-        assert!(report.max_ms >= hint.as_secs_f64() * 1000.0, "{protocol}: {report:?}");
+        assert!(
+            report.max_ms >= hint.as_secs_f64() * 1000.0,
+            "{protocol}: {report:?}"
+        );
         assert_valid(&ep);
     }
 }
@@ -222,9 +252,67 @@ async fn unreachable_endpoint_exits_2() {
             ..LoadgenArgs::default()
         };
         let e = run_async(a).await.expect_err("nothing listens");
-        assert!(matches!(e, phoenix_loadgen::LoadgenError::Connect { .. }), "{e}");
+        assert!(
+            matches!(e, phoenix_loadgen::LoadgenError::Connect { .. }),
+            "{e}"
+        );
         assert_eq!(e.exit_code(), 2);
     }
+}
+
+/// The fake's checks can fail: a repeated timestamp and an inconsistent histogram are caught.
+#[test]
+fn fake_detects_bad_exporter_output() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, number_data_point::Value, Gauge, Histogram, HistogramDataPoint, Metric,
+        NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    let point = NumberDataPoint {
+        time_unix_nano: 5,
+        value: Some(Value::AsDouble(1.0)),
+        ..NumberDataPoint::default()
+    };
+    let gauge = Metric {
+        name: "g".into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![point.clone(), point],
+        })),
+        ..Metric::default()
+    };
+    let histogram = Metric {
+        name: "h".into(),
+        data: Some(Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                start_time_unix_nano: 1,
+                time_unix_nano: 5,
+                count: 3,
+                sum: Some(1.0),
+                bucket_counts: vec![1, 1],
+                explicit_bounds: vec![10.0],
+                min: Some(0.0),
+                max: Some(1.0),
+                ..HistogramDataPoint::default()
+            }],
+            aggregation_temporality: 2,
+        })),
+        ..Metric::default()
+    };
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![gauge, histogram],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    };
+    let mut seen = common::Seen::default();
+    common::validate(&req, &mut seen);
+    let all = seen.violations.join("\n");
+    assert!(all.contains("not after previous"), "{all}");
+    assert!(all.contains("histogram h inconsistent"), "{all}");
+    assert!(all.contains("resource without"), "{all}");
 }
 
 /// The shipped profiles parse; the spike profile is 30 s normal, 10 s at 10x, 20 s recovery.
@@ -247,7 +335,10 @@ fn shipped_profiles_parse() {
     let s = Settings::resolve(&cli).expect("spike");
     assert_eq!(s.duration, Duration::from_secs(60));
     let t = s.timetable();
-    assert_eq!((t.rate_at(10.0), t.rate_at(35.0), t.rate_at(50.0)), (1000.0, 10_000.0, 1000.0));
+    assert_eq!(
+        (t.rate_at(10.0), t.rate_at(35.0), t.rate_at(50.0)),
+        (1000.0, 10_000.0, 1000.0)
+    );
     assert_eq!(t.phase_at(35.0), "spike");
     assert!(s.retry);
     let hc = Settings::resolve(&LoadgenArgs {

@@ -137,8 +137,12 @@ impl FileEncoder {
     }
 }
 
-/// Encoding of the `value` column, `None` for dictionary with plain fallback.
-const VALUE_ENCODING: Option<Encoding> = None;
+/// Encoding of the `value` column (`None`: dictionary with plain fallback).
+///
+/// BYTE_STREAM_SPLIT puts the same byte of every double together, so zstd sees long runs of
+/// equal sign/exponent bytes; on the realistic sample in the tests it makes the whole file less
+/// than half the size of dictionary encoding (see `value_encoding_choice_is_smaller`).
+const VALUE_ENCODING: Option<Encoding> = Some(Encoding::BYTE_STREAM_SPLIT);
 
 #[cfg(test)]
 mod tests {
@@ -168,7 +172,7 @@ mod tests {
                     v + f64::from((s + t as u32) % 13)
                 };
                 let mut p = TestPoint::gauge(metric, &service, 1_700_000_000_000_000_000 + t * 10_000_000_000, v);
-                p.series_id = u64::from(s) * 0x9E37_79B9_7F4A_7C15;
+                p.series_id = u64::from(s).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 points.push(p.attr("instance", &format!("i-{s}")));
             }
         }
@@ -200,7 +204,10 @@ mod tests {
         let enc = encoder(VALUE_ENCODING, 10_000);
         let batch = enc.sort(&realistic()).expect("sort");
         let bytes = enc.encode(&batch).expect("encode");
-        let reader = SerializedFileReader::new(bytes).expect("parquet");
+        let options = parquet::file::serialized_reader::ReadOptionsBuilder::new()
+            .with_page_index()
+            .build();
+        let reader = SerializedFileReader::new_with_options(bytes, options).expect("parquet");
         let meta = reader.metadata();
         assert_eq!(meta.file_metadata().num_rows(), batch.num_rows() as i64);
         assert_eq!(meta.num_row_groups(), batch.num_rows().div_ceil(10_000));

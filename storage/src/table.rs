@@ -452,3 +452,60 @@ pub(crate) fn now_unix_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{metrics_batch, TestPoint};
+    use object_store::memory::InMemory;
+    use phoenix_model::metrics_schema;
+
+    fn table() -> Table {
+        Table::new(
+            "metrics",
+            metrics_schema(),
+            Arc::new(InMemory::new()),
+            &StorageConfig::default(),
+            vec![],
+        )
+        .expect("table")
+    }
+
+    /// A batch over three hours (out of order) becomes three single-hour pieces, rows intact.
+    #[test]
+    fn append_splits_by_hour() {
+        let t = table();
+        let h = crate::HOUR_NANOS;
+        let batch = metrics_batch(&[
+            TestPoint::gauge("m", "s", 2 * h + 1, 1.0),
+            TestPoint::gauge("m", "s", 5, 2.0),
+            TestPoint::gauge("m", "s", 2 * h + 2, 3.0),
+            TestPoint::gauge("m", "s", h, 4.0),
+        ]);
+        t.append(batch).expect("append");
+        let snap = t.snapshot();
+        let sizes: Vec<usize> = snap.buffered.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [1, 1, 2]);
+        for b in &snap.buffered {
+            let times = b.column(0).as_primitive::<TimestampNanosecondType>();
+            let hours: BTreeSet<i64> = times.values().iter().map(|&v| hour_of(v)).collect();
+            assert_eq!(hours.len(), 1);
+        }
+        assert_eq!(t.buffered_rows(), 4);
+    }
+
+    /// The partition column is `time`, or the first non-null ns timestamp of other schemas.
+    #[test]
+    fn time_column_choice() {
+        use arrow::datatypes::{Field, Schema};
+        assert_eq!(time_column_index(&metrics_schema()), Some(0));
+        let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+        let usage = Arc::new(Schema::new(vec![
+            Field::new("metric", DataType::Utf8, false),
+            Field::new("minute", ts.clone(), false),
+        ]));
+        assert_eq!(time_column_index(&usage), Some(1));
+        let none = Arc::new(Schema::new(vec![Field::new("minute", ts, true)]));
+        assert_eq!(time_column_index(&none), None);
+    }
+}

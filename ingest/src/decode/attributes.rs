@@ -11,7 +11,7 @@
 
 use std::fmt::{self, Write};
 
-use arrow::array::{MapBuilder, StringBuilder};
+use arrow::array::{MapBuilder, StringArray, StringBuilder};
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 
 use super::reason::Reason;
@@ -119,6 +119,18 @@ impl<'r> RenderedAttrs<'r> {
             },
             Slot::Rendered(s, e) => self.buf.get(*s..*e),
         }
+    }
+
+    /// The list as `(keys, values)` arrays, for appending the same list to many rows.
+    pub(crate) fn to_arrays(&self) -> (StringArray, StringArray) {
+        let bytes = self.buf.len() + self.attrs.iter().map(|kv| kv.key.len()).sum::<usize>();
+        let mut keys = StringBuilder::with_capacity(self.attrs.len(), bytes);
+        let mut values = StringBuilder::with_capacity(self.attrs.len(), bytes);
+        for (i, kv) in self.attrs.iter().enumerate() {
+            keys.append_value(&kv.key);
+            values.append_option(self.value(i));
+        }
+        (keys.finish(), values.finish())
     }
 
     /// Appends the list as one map entry.

@@ -1,13 +1,14 @@
 //! Column builders of one batch in `metrics_schema()` order, and the row append.
 //!
-//! [`Columns::append`] pushes exactly one slot (value or null) to every column, so the columns
-//! always have equal lengths.
+//! [`Columns::append`] pushes exactly one slot (value or null) to every column, except that
+//! nulls of the kind-specific column groups are owed and appended in runs (before the group's
+//! next value, or at finish), which is much cheaper than one null at a time.
 
 use std::sync::Arc;
 
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, ListBuilder, MapBuilder,
-    StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+    StringArray, StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -60,6 +61,38 @@ pub(crate) enum Values<'a> {
 }
 
 type StringMap = MapBuilder<StringBuilder, StringBuilder>;
+
+/// A resource's attributes, rendered once and appended to each of its rows.
+pub(crate) struct ResourceMap {
+    keys: StringArray,
+    values: StringArray,
+}
+
+impl ResourceMap {
+    /// From a loaded attribute list.
+    pub(crate) fn new(attrs: &RenderedAttrs<'_>) -> Self {
+        let (keys, values) = attrs.to_arrays();
+        Self { keys, values }
+    }
+}
+
+/// Column groups that are null for every kind but one; their nulls are appended in runs.
+#[derive(Debug, Clone, Copy)]
+enum Group {
+    Value = 0,
+    Stats = 1,
+    Explicit = 2,
+    Exponential = 3,
+    Summary = 4,
+}
+
+const GROUPS: [Group; 5] = [
+    Group::Value,
+    Group::Stats,
+    Group::Explicit,
+    Group::Exponential,
+    Group::Summary,
+];
 
 fn string_map(entries: usize, bytes: usize, rows: usize) -> StringMap {
     MapBuilder::with_capacity(
@@ -114,6 +147,8 @@ pub(crate) struct Columns {
     exp_negative_counts: ListBuilder<UInt64Builder>,
     quantiles: ListBuilder<Float64Builder>,
     quantile_values: ListBuilder<Float64Builder>,
+    /// Nulls owed to each [`Group`], appended in one run before its next value or at finish.
+    pending: [usize; 5],
 }
 
 impl Columns {
@@ -153,6 +188,7 @@ impl Columns {
             exp_negative_counts: u64_list(c.exp_negative, n),
             quantiles: f64_list(c.quantiles, n),
             quantile_values: f64_list(c.quantiles, n),
+            pending: [0; 5],
         }
     }
 
@@ -160,7 +196,7 @@ impl Columns {
     pub(crate) fn append(
         &mut self,
         c: &Common<'_>,
-        resource: &RenderedAttrs<'_>,
+        resource: &ResourceMap,
         attributes: &RenderedAttrs<'_>,
         values: Values<'_>,
     ) -> Result<(), ArrowError> {
@@ -172,82 +208,105 @@ impl Columns {
         self.monotonic.append_option(c.monotonic);
         self.unit.append_value(c.unit);
         self.service.append_value(c.service);
-        resource.append_to(&mut self.resource)?;
+        let (keys, vals) = self.resource.entries();
+        keys.append_array(&resource.keys)?;
+        vals.append_array(&resource.values)?;
+        self.resource.append(true)?;
         self.scope.append_value(c.scope);
         attributes.append_to(&mut self.attributes)?;
         self.series_id.append_value(c.series_id);
         self.sample_rate.append_value(1.0);
         self.flags.append_value(c.flags);
+        use Group::*;
         match values {
-            Values::Number(v) => {
-                self.value.append_option(v);
-                self.stats(None, None, None, None);
-                self.explicit(None);
-                self.exponential(None);
-                self.summary(None);
+            Values::Number(None) => self.owe(&[Value, Stats, Explicit, Exponential, Summary]),
+            Values::Number(Some(v)) => {
+                self.flush(Value);
+                self.value.append_value(v);
+                self.owe(&[Stats, Explicit, Exponential, Summary]);
             }
             Values::Histogram(p) => {
-                self.value.append_null();
                 self.stats(Some(p.count), finite(p.sum), finite(p.min), finite(p.max));
-                self.explicit(Some(p));
-                self.exponential(None);
-                self.summary(None);
+                self.explicit(p);
+                self.owe(&[Value, Exponential, Summary]);
             }
             Values::Exponential(p) => {
-                self.value.append_null();
                 self.stats(Some(p.count), finite(p.sum), finite(p.min), finite(p.max));
-                self.explicit(None);
-                self.exponential(Some(p));
-                self.summary(None);
+                self.exponential(p);
+                self.owe(&[Value, Explicit, Summary]);
             }
             Values::Summary(p) => {
-                self.value.append_null();
                 self.stats(Some(p.count), finite(Some(p.sum)), None, None);
-                self.explicit(None);
-                self.exponential(None);
-                self.summary(Some(p));
+                self.summary(p);
+                self.owe(&[Value, Explicit, Exponential]);
             }
         }
         Ok(())
     }
 
+    /// Owes one null to each of `groups`.
+    fn owe(&mut self, groups: &[Group]) {
+        for g in groups {
+            self.pending[*g as usize] += 1;
+        }
+    }
+
+    /// Appends the nulls owed to `g`.
+    fn flush(&mut self, g: Group) {
+        let n = std::mem::take(&mut self.pending[g as usize]);
+        if n == 0 {
+            return;
+        }
+        match g {
+            Group::Value => self.value.append_nulls(n),
+            Group::Stats => {
+                self.count.append_nulls(n);
+                self.sum.append_nulls(n);
+                self.min.append_nulls(n);
+                self.max.append_nulls(n);
+            }
+            Group::Explicit => {
+                self.bounds.append_nulls(n);
+                self.bucket_counts.append_nulls(n);
+            }
+            Group::Exponential => {
+                self.exp_scale.append_nulls(n);
+                self.exp_zero_count.append_nulls(n);
+                self.exp_zero_threshold.append_nulls(n);
+                self.exp_positive_offset.append_nulls(n);
+                self.exp_positive_counts.append_nulls(n);
+                self.exp_negative_offset.append_nulls(n);
+                self.exp_negative_counts.append_nulls(n);
+            }
+            Group::Summary => {
+                self.quantiles.append_nulls(n);
+                self.quantile_values.append_nulls(n);
+            }
+        }
+    }
+
     fn stats(&mut self, count: Option<u64>, sum: Option<f64>, min: Option<f64>, max: Option<f64>) {
+        self.flush(Group::Stats);
         self.count.append_option(count);
         self.sum.append_option(sum);
         self.min.append_option(min);
         self.max.append_option(max);
     }
 
-    fn explicit(&mut self, p: Option<&HistogramDataPoint>) {
-        match p {
-            Some(p) => {
-                self.bounds.values().append_slice(&p.explicit_bounds);
-                self.bounds.append(true);
-                self.bucket_counts.values().append_slice(&p.bucket_counts);
-                self.bucket_counts.append(true);
-            }
-            None => {
-                self.bounds.append_null();
-                self.bucket_counts.append_null();
-            }
-        }
+    fn explicit(&mut self, p: &HistogramDataPoint) {
+        self.flush(Group::Explicit);
+        self.bounds.values().append_slice(&p.explicit_bounds);
+        self.bounds.append(true);
+        self.bucket_counts.values().append_slice(&p.bucket_counts);
+        self.bucket_counts.append(true);
     }
 
-    fn exponential(&mut self, p: Option<&ExponentialHistogramDataPoint>) {
-        let Some(p) = p else {
-            self.exp_scale.append_null();
-            self.exp_zero_count.append_null();
-            self.exp_zero_threshold.append_null();
-            self.exp_positive_offset.append_null();
-            self.exp_positive_counts.append_null();
-            self.exp_negative_offset.append_null();
-            self.exp_negative_counts.append_null();
-            return;
-        };
+    fn exponential(&mut self, p: &ExponentialHistogramDataPoint) {
         fn buckets(b: &Option<Buckets>) -> (i32, &[u64]) {
             b.as_ref()
                 .map_or((0, &[][..]), |b| (b.offset, b.bucket_counts.as_slice()))
         }
+        self.flush(Group::Exponential);
         self.exp_scale.append_value(p.scale);
         self.exp_zero_count.append_value(p.zero_count);
         self.exp_zero_threshold
@@ -263,21 +322,14 @@ impl Columns {
         self.exp_negative_counts.append(true);
     }
 
-    fn summary(&mut self, p: Option<&SummaryDataPoint>) {
-        match p {
-            Some(p) => {
-                for q in &p.quantile_values {
-                    self.quantiles.values().append_value(q.quantile);
-                    self.quantile_values.values().append_value(q.value);
-                }
-                self.quantiles.append(true);
-                self.quantile_values.append(true);
-            }
-            None => {
-                self.quantiles.append_null();
-                self.quantile_values.append_null();
-            }
+    fn summary(&mut self, p: &SummaryDataPoint) {
+        self.flush(Group::Summary);
+        for q in &p.quantile_values {
+            self.quantiles.values().append_value(q.quantile);
+            self.quantile_values.values().append_value(q.value);
         }
+        self.quantiles.append(true);
+        self.quantile_values.append(true);
     }
 
     /// Number of rows appended.
@@ -287,6 +339,9 @@ impl Columns {
 
     /// Finishes the batch in `metrics_schema()`.
     pub(crate) fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        for g in GROUPS {
+            self.flush(g);
+        }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.start_time.finish()),

@@ -24,7 +24,7 @@ use phoenix_model::schema::{kind, temporality};
 
 use crate::error::{Error, Result};
 use attributes::RenderedAttrs;
-use builder::{Columns, Common, Values};
+use builder::{Columns, Common, ResourceMap, Values};
 use capacity::Capacity;
 pub use reason::{Reason, RejectCounts};
 
@@ -126,6 +126,7 @@ pub fn decode(req: &ExportMetricsServiceRequest, limits: &DecodeLimits) -> Resul
         let res_attrs: &[KeyValue] = rm.resource.as_ref().map_or(&[], |r| &r.attributes);
         let res_ok = resource.load(res_attrs, series_id::RESOURCE_SEED, limits);
         let service = resource.find("service.name").unwrap_or("");
+        let resource_map = ResourceMap::new(&resource);
         for sm in &rm.scope_metrics {
             let scope = sm.scope.as_ref().map_or("", |s| s.name.as_str());
             for m in &sm.metrics {
@@ -134,6 +135,7 @@ pub fn decode(req: &ExportMetricsServiceRequest, limits: &DecodeLimits) -> Resul
                     scope,
                     service,
                     resource: &resource,
+                    resource_map: &resource_map,
                     resource_ok: res_ok,
                     name_hash: series_id::name_hash(&m.name),
                 };
@@ -155,6 +157,7 @@ struct MetricCtx<'a, 'r> {
     scope: &'a str,
     service: &'a str,
     resource: &'a RenderedAttrs<'r>,
+    resource_map: &'a ResourceMap,
     resource_ok: Result<(), Reason>,
     name_hash: u64,
 }
@@ -323,7 +326,7 @@ impl<'r> Decoder<'_, 'r> {
                 flags: p.flags(),
             };
             self.cols
-                .append(&common, ctx.resource, &self.point, values)?;
+                .append(&common, ctx.resource_map, &self.point, values)?;
         }
         Ok(())
     }

@@ -278,7 +278,14 @@ fn render(attrs: &[KeyValue]) -> String {
 }
 
 /// Checks one point against the previous point of its series; records it.
-fn check_point(seen: &mut Seen, key: String, time: u64, start: u64, total: f64, kind: &'static str) {
+fn check_point(
+    seen: &mut Seen,
+    key: String,
+    time: u64,
+    start: u64,
+    total: f64,
+    kind: &'static str,
+) {
     *seen.kinds.entry(kind).or_default() += 1;
     let mut bad = Vec::new();
     if time == 0 {
@@ -299,7 +306,10 @@ fn check_point(seen: &mut Seen, key: String, time: u64, start: u64, total: f64, 
                 }
             }
             "sum_delta" if start != p.time => {
-                bad.push(format!("delta start {start} is not the previous time {}", p.time));
+                bad.push(format!(
+                    "delta start {start} is not the previous time {}",
+                    p.time
+                ));
             }
             _ => {}
         }
@@ -314,12 +324,17 @@ fn check_point(seen: &mut Seen, key: String, time: u64, start: u64, total: f64, 
 }
 
 /// Validates a request as exporter output and records each series' last point.
-fn validate(req: &ExportMetricsServiceRequest, seen: &mut Seen) {
+pub fn validate(req: &ExportMetricsServiceRequest, seen: &mut Seen) {
     for rm in &req.resource_metrics {
-        let res_attrs = rm.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let res_attrs = rm
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or(&[]);
         let res = render(res_attrs);
         if !res.contains("service.name=") || !res.contains("host.name=") {
-            seen.violations.push(format!("resource without service.name/host.name: {res}"));
+            seen.violations
+                .push(format!("resource without service.name/host.name: {res}"));
         }
         for sm in &rm.scope_metrics {
             for m in &sm.metrics {
@@ -328,21 +343,31 @@ fn validate(req: &ExportMetricsServiceRequest, seen: &mut Seen) {
                     Some(Data::Gauge(g)) => {
                         for p in &g.data_points {
                             if !matches!(p.value, Some(number_data_point::Value::AsDouble(_))) {
-                                seen.violations.push(format!("gauge {} without double", m.name));
+                                seen.violations
+                                    .push(format!("gauge {} without double", m.name));
                             }
                             let key = format!("{prefix}|{}", render(&p.attributes));
-                            check_point(seen, key, p.time_unix_nano, p.start_time_unix_nano, 0.0, "gauge");
+                            check_point(
+                                seen,
+                                key,
+                                p.time_unix_nano,
+                                p.start_time_unix_nano,
+                                0.0,
+                                "gauge",
+                            );
                         }
                     }
                     Some(Data::Sum(s)) => {
                         if !s.is_monotonic {
-                            seen.violations.push(format!("sum {} not monotonic", m.name));
+                            seen.violations
+                                .push(format!("sum {} not monotonic", m.name));
                         }
                         let kind = match s.aggregation_temporality {
                             1 => "sum_delta",
                             2 => "sum_cumulative",
                             t => {
-                                seen.violations.push(format!("sum {} temporality {t}", m.name));
+                                seen.violations
+                                    .push(format!("sum {} temporality {t}", m.name));
                                 continue;
                             }
                         };
@@ -351,17 +376,26 @@ fn validate(req: &ExportMetricsServiceRequest, seen: &mut Seen) {
                                 Some(number_data_point::Value::AsInt(v)) => v as f64,
                                 Some(number_data_point::Value::AsDouble(v)) => v,
                                 None => {
-                                    seen.violations.push(format!("sum {} without value", m.name));
+                                    seen.violations
+                                        .push(format!("sum {} without value", m.name));
                                     0.0
                                 }
                             };
                             let key = format!("{prefix}|{}", render(&p.attributes));
-                            check_point(seen, key, p.time_unix_nano, p.start_time_unix_nano, total, kind);
+                            check_point(
+                                seen,
+                                key,
+                                p.time_unix_nano,
+                                p.start_time_unix_nano,
+                                total,
+                                kind,
+                            );
                         }
                     }
                     Some(Data::Histogram(h)) => {
                         if h.aggregation_temporality != 2 {
-                            seen.violations.push(format!("histogram {} not cumulative", m.name));
+                            seen.violations
+                                .push(format!("histogram {} not cumulative", m.name));
                         }
                         for p in &h.data_points {
                             let buckets: u64 = p.bucket_counts.iter().sum();
@@ -372,7 +406,8 @@ fn validate(req: &ExportMetricsServiceRequest, seen: &mut Seen) {
                                 && p.min.zip(p.max).is_some_and(|(lo, hi)| lo <= hi)
                                 && p.explicit_bounds.windows(2).all(|w| w[0] < w[1]);
                             if !consistent {
-                                seen.violations.push(format!("histogram {} inconsistent: {p:?}", m.name));
+                                seen.violations
+                                    .push(format!("histogram {} inconsistent: {p:?}", m.name));
                             }
                             let key = format!("{prefix}|{}", render(&p.attributes));
                             check_point(
@@ -385,7 +420,9 @@ fn validate(req: &ExportMetricsServiceRequest, seen: &mut Seen) {
                             );
                         }
                     }
-                    other => seen.violations.push(format!("unexpected metric data {other:?}")),
+                    other => seen
+                        .violations
+                        .push(format!("unexpected metric data {other:?}")),
                 }
             }
         }

@@ -1,0 +1,24 @@
+//! Phoenix's write-ahead log.
+//!
+//! Accepted batches are appended as checksummed records of Arrow IPC and made durable with
+//! `fdatasync` before [`Wal::append`] returns; concurrent appends share one sync (group commit).
+//! On open, every segment is replayed; a torn or corrupt tail is cut off and reported, never a
+//! reason to refuse to start. Segments whose records are all committed downstream are deleted by
+//! [`Wal::release`].
+//!
+//! On-disk format: files `{first_seq:020}.wal` in one folder, each a run of records
+//! `magic u32 LE | payload_len u32 LE | seq u64 LE | crc32 u32 LE | payload`, where the CRC-32
+//! covers the seq bytes and the payload, and the payload is an Arrow IPC stream (LZ4-compressed
+//! buffers) holding one batch.
+
+mod error;
+mod record;
+mod segment;
+mod writer;
+
+pub use error::{Error, Result};
+pub use segment::RecoveryReport;
+pub use writer::{Opened, Wal, WalOptions};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+//! The WAL handle and its writer thread (group commit).
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::record_batch::RecordBatch;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::io;
+use crate::record::{encode_batch, frame};
+use crate::segment::{recover, segment_path, sync_dir, RecoveryReport, Segment};
+use crate::{Error, Result};
+
+/// Requests queued for the writer thread before appenders wait.
+const QUEUE: usize = 1024;
+/// Bytes gathered into one write + sync at most.
+const MAX_GROUP_BYTES: usize = 16 << 20;
+
+/// Where and how big the WAL is.
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// Folder of the segment files.
+    pub dir: PathBuf,
+    /// A segment is closed and a new one started past this size.
+    pub segment_bytes: u64,
+    /// Appends are refused with [`Error::Full`] while the WAL holds more than this.
+    pub max_bytes: u64,
+}
+
+enum Request {
+    Append {
+        payload: Vec<u8>,
+        done: oneshot::Sender<Result<u64>>,
+    },
+    Release(u64),
+}
+
+/// Handle to an open WAL; clones share it. The writer thread ends when every handle is gone.
+#[derive(Clone)]
+pub struct Wal {
+    tx: mpsc::Sender<Request>,
+    bytes: Arc<AtomicU64>,
+    last_synced: Arc<AtomicU64>,
+    max_bytes: u64,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("bytes", &self.bytes())
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+/// What [`Wal::open`] hands back besides the handle.
+pub struct Opened {
+    /// The handle.
+    pub wal: Wal,
+    /// Records still in the WAL, oldest first, to be replayed into the pipeline.
+    pub replay: Vec<(u64, RecordBatch)>,
+    /// What recovery found and cut.
+    pub report: RecoveryReport,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the WAL in `options.dir`, repairing torn tails, and starts the
+    /// writer thread.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the folder cannot be read or written.
+    pub fn open(options: WalOptions) -> Result<Opened> {
+        let recovered = recover(&options.dir)?;
+        let bytes: u64 = recovered.segments.iter().map(|s| s.bytes).sum();
+        let bytes = Arc::new(AtomicU64::new(bytes));
+        let last_synced = Arc::new(AtomicU64::new(recovered.next_seq - 1));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut writer = Writer {
+            dir: options.dir.clone(),
+            segment_bytes: options.segment_bytes.max(1),
+            sealed: recovered.segments.into_iter().collect(),
+            active: None,
+            next_seq: recovered.next_seq,
+            bytes: bytes.clone(),
+            last_synced: last_synced.clone(),
+        };
+        std::thread::Builder::new()
+            .name("phoenix-wal".into())
+            .spawn(move || writer.run(rx))
+            .map_err(io(&options.dir))?;
+        metrics::gauge!("phoenix_wal_bytes").set(bytes.load(Ordering::Relaxed) as f64);
+        Ok(Opened {
+            wal: Wal {
+                tx,
+                bytes,
+                last_synced,
+                max_bytes: options.max_bytes,
+            },
+            replay: recovered.batches,
+            report: recovered.report,
+        })
+    }
+
+    /// Appends a batch and returns its sequence number once it is on disk (fsynced).
+    ///
+    /// # Errors
+    /// [`Error::Full`] past the byte budget (retryable), [`Error::Io`] when the write or sync
+    /// failed, [`Error::Closed`] after the writer stopped.
+    pub async fn append(&self, batch: &RecordBatch) -> Result<u64> {
+        let held = self.bytes();
+        if held >= self.max_bytes {
+            metrics::counter!("phoenix_wal_appends_refused_total", "reason" => "full").increment(1);
+            return Err(Error::Full {
+                bytes: held,
+                max_bytes: self.max_bytes,
+            });
+        }
+        let payload = encode_batch(batch)?;
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Request::Append { payload, done })
+            .await
+            .map_err(|_| Error::Closed)?;
+        wait.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Deletes segments whose records all have sequence numbers ≤ `upto`: their data is durable
+    /// downstream.
+    pub async fn release(&self, upto: u64) {
+        // A closed writer has nothing left to delete.
+        let _ = self.tx.send(Request::Release(upto)).await;
+    }
+
+    /// Bytes the WAL holds on disk.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The byte budget.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Sequence number of the last record made durable.
+    pub fn last_synced(&self) -> u64 {
+        self.last_synced.load(Ordering::Relaxed)
+    }
+}
+
+struct Active {
+    file: File,
+    seg: Segment,
+}
+
+struct Writer {
+    dir: PathBuf,
+    segment_bytes: u64,
+    sealed: VecDeque<Segment>,
+    active: Option<Active>,
+    next_seq: u64,
+    bytes: Arc<AtomicU64>,
+    last_synced: Arc<AtomicU64>,
+}
+
+impl Writer {
+    fn run(&mut self, mut rx: mpsc::Receiver<Request>) {
+        let mut group = Vec::new();
+        let mut waiting: Vec<(u64, oneshot::Sender<Result<u64>>)> = Vec::new();
+        let mut release: Option<u64> = None;
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            // Group commit: take everything already queued into one write and one sync.
+            while let Some(req) = next.take() {
+                match req {
+                    Request::Append { payload, done } => {
+                        let seq = self.next_seq;
+                        self.next_seq += 1;
+                        frame(&mut group, seq, &payload);
+                        waiting.push((seq, done));
+                    }
+                    Request::Release(upto) => release = Some(release.map_or(upto, |r| r.max(upto))),
+                }
+                if group.len() < MAX_GROUP_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                let first = waiting.first().map_or(0, |w| w.0);
+                let last = waiting.last().map_or(0, |w| w.0);
+                let result = self.write_group(&group, first, last);
+                for (seq, done) in waiting.drain(..) {
+                    let answer = match &result {
+                        Ok(()) => Ok(seq),
+                        Err(e) => Err(Error::Io {
+                            path: self.dir.clone(),
+                            source: std::io::Error::other(e.to_string()),
+                        }),
+                    };
+                    // The appender may have gone away; its data is durable regardless.
+                    let _ = done.send(answer);
+                }
+                if let Err(error) = result {
+                    tracing::error!(%error, "WAL write failed.");
+                    // Drop the segment that failed mid-write; the next group starts a new one.
+                    self.active = None;
+                }
+                group.clear();
+            }
+            if let Some(upto) = release.take() {
+                if let Err(error) = self.release(upto) {
+                    tracing::warn!(%error, "WAL release failed.");
+                }
+            }
+        }
+    }
+
+    fn write_group(&mut self, group: &[u8], first_seq: u64, last_seq: u64) -> Result<()> {
+        let started = Instant::now();
+        if self.active.is_none() {
+            self.active = Some(open_segment(&self.dir, first_seq)?);
+        }
+        let Some(active) = self.active.as_mut() else {
+            return Err(Error::Closed);
+        };
+        let path = active.seg.path.clone();
+        active.file.write_all(group).map_err(io(&path))?;
+        active.file.sync_data().map_err(io(&path))?;
+        active.seg.bytes += group.len() as u64;
+        active.seg.last_seq = Some(last_seq);
+        self.bytes.fetch_add(group.len() as u64, Ordering::Relaxed);
+        self.last_synced.store(last_seq, Ordering::Relaxed);
+        metrics::counter!("phoenix_wal_syncs_total").increment(1);
+        metrics::counter!("phoenix_wal_bytes_written_total").increment(group.len() as u64);
+        metrics::histogram!("phoenix_wal_sync_duration_seconds").record(started.elapsed());
+        metrics::gauge!("phoenix_wal_bytes").set(self.bytes.load(Ordering::Relaxed) as f64);
+        if active.seg.bytes >= self.segment_bytes {
+            self.seal();
+        }
+        Ok(())
+    }
+
+    fn seal(&mut self) {
+        if let Some(active) = self.active.take() {
+            self.sealed.push_back(active.seg);
+        }
+    }
+
+    fn release(&mut self, upto: u64) -> Result<()> {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.seg.last_seq.is_some_and(|l| l <= upto))
+        {
+            self.seal();
+        }
+        while let Some(seg) = self.sealed.front() {
+            if !seg.last_seq.is_some_and(|l| l <= upto) {
+                break;
+            }
+            let path = seg.path.clone();
+            let bytes = seg.bytes;
+            fs::remove_file(&path).map_err(io(&path))?;
+            self.sealed.pop_front();
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            metrics::counter!("phoenix_wal_segments_deleted_total").increment(1);
+        }
+        metrics::gauge!("phoenix_wal_bytes").set(self.bytes.load(Ordering::Relaxed) as f64);
+        Ok(())
+    }
+}
+
+fn open_segment(dir: &Path, first_seq: u64) -> Result<Active> {
+    let path = segment_path(dir, first_seq);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    sync_dir(dir)?;
+    Ok(Active {
+        file,
+        seg: Segment {
+            path,
+            last_seq: None,
+            bytes: 0,
+        },
+    })
+}
