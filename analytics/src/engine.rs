@@ -137,7 +137,11 @@ impl QueryEngine {
         metrics::histogram!("phoenix_analytics_query_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         match &result {
-            Ok(out) => tracing::debug!(rows = out.num_rows(), elapsed_ms = started.elapsed().as_millis() as u64, "Query done."),
+            Ok(out) => tracing::debug!(
+                rows = out.num_rows(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Query done."
+            ),
             Err(error) => tracing::info!(%error, reason = error.reason(), "Query failed."),
         }
         result
@@ -209,9 +213,12 @@ impl QueryEngine {
         let runtime = RuntimeEnvBuilder::from_runtime_env(template.runtime_env())
             .with_memory_pool(query_pool(self.inner.memory_bytes))
             .build_arc()?;
-        Ok(SessionStateBuilder::new_from_existing(template.clone())
+        let mut state = SessionStateBuilder::new_from_existing(template.clone())
             .with_runtime_env(runtime)
-            .build())
+            .build();
+        // Fixes `now()` for the query; without it the planner cannot fold `now()`.
+        state.mark_start_execution();
+        Ok(state)
     }
 }
 
@@ -229,7 +236,12 @@ pub fn scanned_files(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
     if let Some(exec) = plan.downcast_ref::<DataSourceExec>() {
         if let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() {
             for group in &config.file_groups {
-                out.extend(group.files().iter().map(|f| f.object_meta.location.to_string()));
+                out.extend(
+                    group
+                        .files()
+                        .iter()
+                        .map(|f| f.object_meta.location.to_string()),
+                );
             }
         }
     }

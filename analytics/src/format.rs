@@ -12,8 +12,8 @@ use arrow::array::{Array, ArrayRef, AsArray, OffsetSizeTrait, RecordBatch, Strin
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, Float16Type, Float32Type, Float64Type, Int16Type,
     Int32Type, Int64Type, Int8Type, Schema, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
-    UInt32Type, UInt64Type, UInt8Type,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
 };
 use chrono::DateTime;
 
@@ -277,12 +277,10 @@ fn encoder(array: &ArrayRef) -> Encoder {
                 buf.push(b'}');
             })
         }
-        DataType::Dictionary(_, value_type) => {
-            match arrow::compute::cast(&a, value_type) {
-                Ok(plain) => encoder(&plain),
-                Err(_) => display(a, true),
-            }
-        }
+        DataType::Dictionary(_, value_type) => match arrow::compute::cast(&a, value_type) {
+            Ok(plain) => encoder(&plain),
+            Err(_) => display(a, true),
+        },
         DataType::Decimal32(..)
         | DataType::Decimal64(..)
         | DataType::Decimal128(..)
@@ -314,7 +312,11 @@ fn list<O: OffsetSizeTrait>(a: &ArrayRef) -> Encoder {
             return;
         }
         let offsets = arr.value_offsets();
-        write_seq(buf, offsets[i].as_usize()..offsets[i + 1].as_usize(), &child);
+        write_seq(
+            buf,
+            offsets[i].as_usize()..offsets[i + 1].as_usize(),
+            &child,
+        );
     })
 }
 

@@ -101,8 +101,10 @@ fn is_time_column(expr: &Expr, time_col: &str) -> bool {
     match expr {
         Expr::Column(c) => c.name == time_col,
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
-            matches!(field.data_type(), DataType::Timestamp(TimeUnit::Nanosecond, _))
-                && is_time_column(expr, time_col)
+            matches!(
+                field.data_type(),
+                DataType::Timestamp(TimeUnit::Nanosecond, _)
+            ) && is_time_column(expr, time_col)
         }
         _ => false,
     }
@@ -112,20 +114,22 @@ fn is_time_column(expr: &Expr, time_col: &str) -> bool {
 /// timestamp (strings parse as RFC 3339, integers follow the cast's unit).
 fn literal_ns(expr: &Expr) -> Option<i64> {
     let scalar = constant(expr)?;
-    let ns = match scalar {
+    match scalar {
         ScalarValue::TimestampNanosecond(v, _) => v,
         ScalarValue::TimestampMicrosecond(v, _) => v.map(|v| v.saturating_mul(1_000)),
         ScalarValue::TimestampMillisecond(v, _) => v.map(|v| v.saturating_mul(1_000_000)),
         ScalarValue::TimestampSecond(v, _) => v.map(|v| v.saturating_mul(1_000_000_000)),
         other => match other
-            .cast_to(&DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())))
+            .cast_to(&DataType::Timestamp(
+                TimeUnit::Nanosecond,
+                Some("UTC".into()),
+            ))
             .ok()?
         {
             ScalarValue::TimestampNanosecond(v, _) => v,
             _ => None,
         },
-    };
-    ns
+    }
 }
 
 /// A literal, possibly under casts, evaluated.
@@ -145,25 +149,56 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn ts(v: i64) -> Expr {
-        lit(ScalarValue::TimestampNanosecond(Some(v), Some("UTC".into())))
+        lit(ScalarValue::TimestampNanosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
     }
 
     /// Comparisons, BETWEEN, AND/OR and flipped operands all bound the range.
     #[test]
     fn bounds_from_filters() {
-        let r = TimeRange::from_filters(&[col("time").gt_eq(ts(100)), col("time").lt(ts(200))], "time");
-        assert_eq!(r, TimeRange { min: Some(100), max: Some(199) });
-        let r = TimeRange::from_filters(&[ts(100).lt(col("time"))], "time");
-        assert_eq!(r, TimeRange { min: Some(101), max: None });
-        let r = TimeRange::from_filters(&[col("time").between(ts(5), ts(9))], "time");
-        assert_eq!(r, TimeRange { min: Some(5), max: Some(9) });
         let r = TimeRange::from_filters(
-            &[col("time").eq(ts(5)).or(col("time").eq(ts(50)))],
+            &[col("time").gt_eq(ts(100)), col("time").lt(ts(200))],
             "time",
         );
-        assert_eq!(r, TimeRange { min: Some(5), max: Some(50) });
+        assert_eq!(
+            r,
+            TimeRange {
+                min: Some(100),
+                max: Some(199)
+            }
+        );
+        let r = TimeRange::from_filters(&[ts(100).lt(col("time"))], "time");
+        assert_eq!(
+            r,
+            TimeRange {
+                min: Some(101),
+                max: None
+            }
+        );
+        let r = TimeRange::from_filters(&[col("time").between(ts(5), ts(9))], "time");
+        assert_eq!(
+            r,
+            TimeRange {
+                min: Some(5),
+                max: Some(9)
+            }
+        );
+        let r =
+            TimeRange::from_filters(&[col("time").eq(ts(5)).or(col("time").eq(ts(50)))], "time");
+        assert_eq!(
+            r,
+            TimeRange {
+                min: Some(5),
+                max: Some(50)
+            }
+        );
         // An OR with an unbounded side bounds nothing.
-        let r = TimeRange::from_filters(&[col("time").eq(ts(5)).or(col("value").eq(lit(1.0)))], "time");
+        let r = TimeRange::from_filters(
+            &[col("time").eq(ts(5)).or(col("value").eq(lit(1.0)))],
+            "time",
+        );
         assert_eq!(r, TimeRange::default());
         let r = TimeRange::from_filters(&[col("value").gt(lit(1.0))], "time");
         assert_eq!(r, TimeRange::default());
@@ -184,7 +219,10 @@ mod tests {
     /// Overlap keeps files touching the range and drops the rest.
     #[test]
     fn overlap() {
-        let r = TimeRange { min: Some(10), max: Some(20) };
+        let r = TimeRange {
+            min: Some(10),
+            max: Some(20),
+        };
         assert!(r.overlaps(0, 10));
         assert!(r.overlaps(20, 30));
         assert!(!r.overlaps(0, 9));

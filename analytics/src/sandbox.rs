@@ -4,16 +4,17 @@
 //! `COPY` and `CREATE EXTERNAL TABLE`), and on the plan with DataFusion's `SQLOptions`
 //! (catches anything that plans to DDL, DML or a session statement, e.g. `SELECT … INTO`).
 
+use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::execution::context::SQLOptions;
 
 use crate::{QueryError, Result};
 
 /// What the sandbox allows, in words, for error messages.
-const ALLOWED: &str = "only read-only queries (SELECT, WITH, VALUES, SHOW, DESCRIBE, EXPLAIN) are allowed";
+const ALLOWED: &str =
+    "only read-only queries (SELECT, WITH, VALUES, SHOW, DESCRIBE, EXPLAIN) are allowed";
 
 /// Parses `sql` into exactly one statement and refuses anything that is not read-only.
 ///
@@ -114,7 +115,10 @@ mod tests {
             assert!(parse_read_only(ok).is_ok(), "{ok} should be allowed");
         }
         for (bad, needle) in [
-            ("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'", "CREATE EXTERNAL TABLE"),
+            (
+                "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+                "CREATE EXTERNAL TABLE",
+            ),
             ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY"),
             ("INSERT INTO metrics VALUES (1)", "INSERT INTO"),
             ("DROP TABLE metrics", "DROP TABLE"),
@@ -128,7 +132,10 @@ mod tests {
                 other => panic!("{bad}: expected Refused, got {other:?}"),
             }
         }
-        assert!(matches!(parse_read_only("SELEC 1"), Err(QueryError::Invalid(_))));
+        assert!(matches!(
+            parse_read_only("SELEC 1"),
+            Err(QueryError::Invalid(_))
+        ));
         assert!(matches!(parse_read_only("  "), Err(QueryError::Invalid(_))));
     }
 }

@@ -8,7 +8,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::config::TableParquetOptions;
-use datafusion::common::{project_schema, DFSchema};
+use datafusion::common::project_schema;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
@@ -16,9 +16,7 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
@@ -59,25 +57,26 @@ impl PhoenixTable {
         state: &dyn Session,
         files: &[&FileMeta],
         projection: Option<&Vec<usize>>,
-        filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let schema = self.table.schema();
-        let mut options = TableParquetOptions::default();
-        options.global = state.config_options().execution.parquet.clone();
+        let options = TableParquetOptions {
+            global: state.config_options().execution.parquet.clone(),
+            ..TableParquetOptions::default()
+        };
         let store = state.runtime_env().object_store(&self.store_url)?;
         let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-        let mut source = ParquetSource::new(SchemaRef::clone(&schema))
+        let source = ParquetSource::new(SchemaRef::clone(&schema))
             .with_table_parquet_options(options)
             .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
                 store,
                 metadata_cache,
             )));
-        // Row-group and page pruning by column statistics (files are sorted by metric,
-        // service, series and time, so `metric = …` and time filters skip most data).
-        if let Some(predicate) = physical_predicate(state, &schema, filters) {
-            source = source.with_predicate(predicate);
-        }
+        // Row-group and page pruning by column statistics needs no predicate here: filters are
+        // `Inexact`, so a FilterExec stays above this scan and DataFusion's FilterPushdown
+        // physical rule moves its predicate into the ParquetSource (setting it here as well
+        // would evaluate it twice; `row_groups_are_pruned` checks the effect). Files are sorted
+        // by metric, service, series and time, so `metric = …` and time filters skip most data.
         let groups = split_round_robin(
             files
                 .iter()
@@ -100,9 +99,11 @@ impl PhoenixTable {
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let partitions = split_round_robin(batches, state.config_options().execution.target_partitions);
-        let source = MemorySourceConfig::try_new(&partitions, self.table.schema(), projection.cloned())?
-            .with_limit(limit);
+        let partitions =
+            split_round_robin(batches, state.config_options().execution.target_partitions);
+        let source =
+            MemorySourceConfig::try_new(&partitions, self.table.schema(), projection.cloned())?
+                .with_limit(limit);
         Ok(DataSourceExec::from_data_source(source))
     }
 }
@@ -138,7 +139,7 @@ impl TableProvider for PhoenixTable {
         tracing::debug!(table = %self.table.name(), files = files.len(), total_files = snapshot.files.len(), buffered_batches = snapshot.buffered.len(), "Planning scan.");
         let mut inputs = Vec::with_capacity(2);
         if !files.is_empty() {
-            inputs.push(self.parquet_scan(state, &files, projection, filters, limit)?);
+            inputs.push(self.parquet_scan(state, &files, projection, limit)?);
         }
         if !snapshot.buffered.is_empty() {
             inputs.push(self.memory_scan(state, snapshot.buffered, projection, limit)?);
@@ -149,24 +150,6 @@ impl TableProvider for PhoenixTable {
                 projection,
             )?))),
             _ => UnionExec::try_new(inputs),
-        }
-    }
-}
-
-/// The filters as one physical predicate for Parquet pruning, or `None` when they cannot be
-/// planned (pruning is an optimization; the filter above the scan stays authoritative).
-fn physical_predicate(
-    state: &dyn Session,
-    schema: &SchemaRef,
-    filters: &[Expr],
-) -> Option<Arc<dyn PhysicalExpr>> {
-    let expr = conjunction(filters.iter().cloned())?;
-    let df_schema = DFSchema::try_from(SchemaRef::clone(schema)).ok()?;
-    match state.create_physical_expr(expr, &df_schema) {
-        Ok(p) => Some(p),
-        Err(error) => {
-            tracing::debug!(%error, "Filter not usable for Parquet pruning.");
-            None
         }
     }
 }

@@ -43,7 +43,10 @@ async fn json_values() {
         .expect("query");
     let v: serde_json::Value = serde_json::from_slice(&encode_json(&out)).expect("valid JSON");
     let columns = v["columns"].as_array().expect("columns");
-    assert_eq!(columns[0], json!({"name": "time", "type": out.schema.field(0).data_type().to_string()}));
+    assert_eq!(
+        columns[0],
+        json!({"name": "time", "type": out.schema.field(0).data_type().to_string()})
+    );
     assert_eq!(columns[3]["name"], "series_id");
     assert_eq!(columns[3]["type"], "UInt64");
     let rows = v["rows"].as_array().expect("rows");
@@ -67,10 +70,19 @@ async fn json_values() {
 #[tokio::test]
 async fn json_empty_result() {
     let e = engine().await;
-    let out = e.query("SELECT metric FROM metrics WHERE false").await.expect("query");
+    let out = e
+        .query("SELECT metric FROM metrics WHERE false")
+        .await
+        .expect("query");
     let text = String::from_utf8(encode_json(&out)).expect("utf8");
-    assert_eq!(text, r#"{"columns":[{"name":"metric","type":"Utf8"}],"rows":[]}"#);
-    assert_eq!(String::from_utf8(encode_csv(&out).expect("csv")).expect("utf8"), "metric\n");
+    assert_eq!(
+        text,
+        r#"{"columns":[{"name":"metric","type":"Utf8"}],"rows":[]}"#
+    );
+    assert_eq!(
+        String::from_utf8(encode_csv(&out).expect("csv")).expect("utf8"),
+        "metric\n"
+    );
 }
 
 /// CSV has a header and one line per row; timestamps and maps render readably.
@@ -84,7 +96,10 @@ async fn csv_rows() {
     let text = String::from_utf8(encode_csv(&out).expect("csv")).expect("utf8");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "time,metric,value,attributes");
-    assert_eq!(lines[1], r#"2026-11-21T14:00:00.123456789Z,cpu,0.5,"{""http.route"":""/api""}""#);
+    assert_eq!(
+        lines[1],
+        r#"2026-11-21T14:00:00.123456789Z,cpu,0.5,"{""http.route"":""/api""}""#
+    );
     assert_eq!(lines[2], "2026-11-21T14:00:01.000000000Z,cpu,2.0,{}");
     assert_eq!(lines.len(), 3);
 }
@@ -93,9 +108,13 @@ async fn csv_rows() {
 #[tokio::test]
 async fn arrow_ipc_round_trip() {
     let e = engine().await;
-    let out = e.query("SELECT * FROM metrics ORDER BY time").await.expect("query");
+    let out = e
+        .query("SELECT * FROM metrics ORDER BY time")
+        .await
+        .expect("query");
     let bytes = encode_arrow_ipc(&out).expect("ipc");
-    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("reader");
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .expect("reader");
     assert_eq!(reader.schema(), out.schema);
     let batches: Vec<_> = reader.map(|b| b.expect("batch")).collect();
     assert_eq!(batches, out.batches);
@@ -106,7 +125,13 @@ async fn arrow_ipc_round_trip() {
 fn format_from_accept() {
     assert_eq!(Format::from_accept(None), Format::Json);
     assert_eq!(Format::from_accept(Some("text/csv")), Format::Csv);
-    assert_eq!(Format::from_accept(Some("application/vnd.apache.arrow.stream")), Format::ArrowIpc);
+    assert_eq!(
+        Format::from_accept(Some("application/vnd.apache.arrow.stream")),
+        Format::ArrowIpc
+    );
     assert_eq!(Format::from_accept(Some("*/*")), Format::Json);
-    assert_eq!(Format::ArrowIpc.content_type(), "application/vnd.apache.arrow.stream");
+    assert_eq!(
+        Format::ArrowIpc.content_type(),
+        "application/vnd.apache.arrow.stream"
+    );
 }

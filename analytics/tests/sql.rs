@@ -32,11 +32,17 @@ async fn storage() -> Storage {
     };
     let storage = Storage::open(&cfg).await.expect("open");
     let table = storage.table("metrics").expect("metrics");
-    table.append(metrics_batch(&points("cpu", "web", T0, 100))).expect("append");
+    table
+        .append(metrics_batch(&points("cpu", "web", T0, 100)))
+        .expect("append");
     table.flush().await.expect("flush");
-    table.append(metrics_batch(&points("mem", "db", T0 + 2 * HOUR, 50))).expect("append");
+    table
+        .append(metrics_batch(&points("mem", "db", T0 + 2 * HOUR, 50)))
+        .expect("append");
     table.flush().await.expect("flush");
-    table.append(metrics_batch(&points("cpu", "web", T0 + 3 * HOUR, 30))).expect("append");
+    table
+        .append(metrics_batch(&points("cpu", "web", T0 + 3 * HOUR, 30)))
+        .expect("append");
     assert_eq!(table.snapshot().files.len(), 2);
     storage
 }
@@ -52,7 +58,10 @@ async fn engine() -> QueryEngine {
 async fn count(engine: &QueryEngine, sql: &str) -> i64 {
     let out = engine.query(sql).await.expect(sql);
     assert_eq!(out.num_rows(), 1, "{sql}");
-    out.batches[0].column(0).as_primitive::<Int64Type>().value(0)
+    out.batches[0]
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .value(0)
 }
 
 /// `count(*)` counts flushed and buffered rows, each exactly once.
@@ -60,8 +69,14 @@ async fn count(engine: &QueryEngine, sql: &str) -> i64 {
 async fn count_covers_files_and_buffer_once() {
     let e = engine().await;
     assert_eq!(count(&e, "SELECT count(*) FROM metrics").await, 180);
-    assert_eq!(count(&e, "SELECT count(DISTINCT time) FROM metrics").await, 180);
-    assert_eq!(count(&e, "SELECT count(*) FROM metrics WHERE metric = 'cpu'").await, 130);
+    assert_eq!(
+        count(&e, "SELECT count(DISTINCT time) FROM metrics").await,
+        180
+    );
+    assert_eq!(
+        count(&e, "SELECT count(*) FROM metrics WHERE metric = 'cpu'").await,
+        130
+    );
 }
 
 /// Time filters skip files by the range in their names, and results stay exact.
@@ -85,6 +100,12 @@ async fn time_filters_prune_files() {
             2,
         ),
         ("SELECT count(*) FROM metrics WHERE value > 10", 2, 180 - 11 - 11 - 11),
+        ("SELECT count(*) FROM metrics WHERE time > now()", 0, 0),
+        (
+            "SELECT count(*) FROM metrics WHERE time > now() - INTERVAL '36500 days'",
+            2,
+            180,
+        ),
     ];
     for (sql, files, rows) in cases {
         let plan = e.physical_plan(sql).await.expect(sql);
@@ -108,7 +129,11 @@ async fn map_access() {
     assert_eq!(route.as_string::<i32>().value(1), "/health");
     assert_eq!(host.as_string::<i32>().value(0), "h1");
     assert_eq!(
-        count(&e, "SELECT count(*) FROM metrics WHERE attributes['http.route'] = '/api'").await,
+        count(
+            &e,
+            "SELECT count(*) FROM metrics WHERE attributes['http.route'] = '/api'"
+        )
+        .await,
         90
     );
 }
@@ -118,21 +143,31 @@ async fn map_access() {
 async fn catalog_queries() {
     let e = engine().await;
     let out = e.query("SHOW TABLES").await.expect("show tables");
-    let text = arrow::util::pretty::pretty_format_batches(&out.batches).expect("fmt").to_string();
+    let text = arrow::util::pretty::pretty_format_batches(&out.batches)
+        .expect("fmt")
+        .to_string();
     assert!(text.contains("| metrics"), "{text}");
     let out = e
         .query("SELECT column_name FROM information_schema.columns WHERE table_name = 'metrics' ORDER BY ordinal_position LIMIT 3")
         .await
         .expect("information_schema");
     let names = out.batches[0].column(0).as_string::<i32>();
-    assert_eq!((names.value(0), names.value(1), names.value(2)), ("time", "start_time", "metric"));
+    assert_eq!(
+        (names.value(0), names.value(1), names.value(2)),
+        ("time", "start_time", "metric")
+    );
     let out = e.query("DESCRIBE metrics").await.expect("describe");
-    assert_eq!(out.num_rows(), phoenix_model::metrics_schema().fields().len());
+    assert_eq!(
+        out.num_rows(),
+        phoenix_model::metrics_schema().fields().len()
+    );
 
     // A table created after the engine is visible at once.
     e.storage().table("rollup_1m").expect("create");
     let out = e.query("SHOW TABLES").await.expect("show tables");
-    let text = arrow::util::pretty::pretty_format_batches(&out.batches).expect("fmt").to_string();
+    let text = arrow::util::pretty::pretty_format_batches(&out.batches)
+        .expect("fmt")
+        .to_string();
     assert!(text.contains("rollup_1m"), "{text}");
 }
 
@@ -206,9 +241,21 @@ async fn row_cap() {
         ..ApiConfig::default()
     })
     .await;
-    let err = e.query("SELECT * FROM metrics").await.expect_err("too many rows");
-    assert!(matches!(err, QueryError::ResourcesExhausted(ref m) if m.contains("100")), "{err:?}");
-    assert_eq!(e.query("SELECT * FROM metrics LIMIT 100").await.expect("at cap").num_rows(), 100);
+    let err = e
+        .query("SELECT * FROM metrics")
+        .await
+        .expect_err("too many rows");
+    assert!(
+        matches!(err, QueryError::ResourcesExhausted(ref m) if m.contains("100")),
+        "{err:?}"
+    );
+    assert_eq!(
+        e.query("SELECT * FROM metrics LIMIT 100")
+            .await
+            .expect("at cap")
+            .num_rows(),
+        100
+    );
 }
 
 /// A query past the time limit is cancelled; meanwhile a second query over the concurrency
@@ -223,7 +270,10 @@ async fn timeout_and_busy() {
     .await;
     let slow = tokio::spawn({
         let e = e.clone();
-        async move { e.query("SELECT count(*) FROM generate_series(1, 100000000000)").await }
+        async move {
+            e.query("SELECT count(*) FROM generate_series(1, 100000000000)")
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let busy = e.query("SELECT 1").await.expect_err("busy");
@@ -234,4 +284,39 @@ async fn timeout_and_busy() {
     assert!(err.to_string().contains("1s"), "{err}");
     // The permit is back.
     assert_eq!(count(&e, "SELECT count(*) FROM metrics").await, 180);
+}
+
+/// The filter reaches the Parquet scan: row groups of other metrics are skipped by statistics.
+#[tokio::test]
+async fn row_groups_are_pruned() {
+    let storage = Storage::open(&StorageConfig {
+        url: "memory://".into(),
+        row_group_rows: 10,
+        ..StorageConfig::default()
+    })
+    .await
+    .expect("open");
+    let table = storage.table("metrics").expect("metrics");
+    let mut pts = Vec::new();
+    for m in ["a", "b", "c", "d"] {
+        pts.extend(points(m, "web", T0, 10));
+    }
+    table.append(metrics_batch(&pts)).expect("append");
+    table.flush().await.expect("flush");
+    let e = QueryEngine::new(storage, &ApiConfig::default()).expect("engine");
+    let out = e
+        .query("EXPLAIN ANALYZE SELECT count(*) FROM metrics WHERE metric = 'c'")
+        .await
+        .expect("explain analyze");
+    let text = arrow::util::pretty::pretty_format_batches(&out.batches)
+        .expect("fmt")
+        .to_string();
+    assert!(
+        text.contains("row_groups_pruned_statistics=4 total → 1 matched"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&e, "SELECT count(*) FROM metrics WHERE metric = 'c'").await,
+        10
+    );
 }

@@ -97,8 +97,11 @@ pub struct LoadgenArgs {
     pub compression: Option<Compression>,
     /// Retry retryable answers (503, 429, UNAVAILABLE, RESOURCE_EXHAUSTED, no answer) with
     /// exponential backoff, honouring Retry-After, as an exporter would.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_retry")]
     pub retry: bool,
+    /// Do not retry, even if the profile says `retry: true`.
+    #[arg(long)]
+    pub no_retry: bool,
     /// Seed of the value generator [default: 1].
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,

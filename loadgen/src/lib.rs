@@ -9,6 +9,27 @@
 //!
 //! The binary embeds [`LoadgenArgs`] as a subcommand and calls [`run`]; tests and benches
 //! use [`run_with`] inside their own runtime, and [`encode`] for the request bodies alone.
+//!
+//! ```no_run
+//! #[derive(clap::Subcommand)]
+//! enum Command {
+//!     /// Push OTLP metrics at a target rate; the last stdout line is a JSON report.
+//!     Loadgen(phoenix_loadgen::LoadgenArgs),
+//! }
+//!
+//! fn dispatch(command: Command) -> std::process::ExitCode {
+//!     match command {
+//!         // `run` prints progress on stderr and the JSON report on stdout itself.
+//!         Command::Loadgen(args) => match phoenix_loadgen::run(args) {
+//!             Ok(_report) => std::process::ExitCode::SUCCESS,
+//!             Err(e) => {
+//!                 eprintln!("error: {e}");
+//!                 std::process::ExitCode::from(e.exit_code())
+//!             }
+//!         },
+//!     }
+//! }
+//! ```
 
 mod args;
 pub mod encode;

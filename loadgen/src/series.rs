@@ -60,6 +60,11 @@ impl Kind {
 }
 
 /// Integer weights of each metric type, e.g. `gauge=70,sum_cumulative=10,sum_delta=10,histogram=10`.
+///
+/// ```
+/// let mix: phoenix_loadgen::Mix = "gauge=70,histogram=30".parse().expect("valid mix");
+/// assert_eq!(mix.apportion(10), [7, 0, 0, 3]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mix {
     /// Weights in [`Kind::ALL`] order.

@@ -162,7 +162,7 @@ impl Settings {
                 .compression
                 .or(profile.compression)
                 .unwrap_or(Compression::None),
-            retry: args.retry || profile.retry.unwrap_or(false),
+            retry: !args.no_retry && (args.retry || profile.retry.unwrap_or(false)),
             quiet: args.quiet,
             threads,
             profile: origin,

@@ -341,6 +341,12 @@ fn shipped_profiles_parse() {
     );
     assert_eq!(t.phase_at(35.0), "spike");
     assert!(s.retry);
+    let no_retry = LoadgenArgs {
+        profile: Some("../configs/loadgen/spike.yaml".into()),
+        no_retry: true,
+        ..LoadgenArgs::default()
+    };
+    assert!(!Settings::resolve(&no_retry).expect("spike").retry);
     let hc = Settings::resolve(&LoadgenArgs {
         profile: Some("../configs/loadgen/high-cardinality.yaml".into()),
         ..LoadgenArgs::default()
@@ -415,4 +421,5 @@ fn cli_flags_parse() {
     assert_eq!(s.compression, Compression::Gzip);
     assert!(Cli::try_parse_from(["x", "--mix", "gauge=1,counter=2"]).is_err());
     assert!(Cli::try_parse_from(["x", "--protocol", "udp"]).is_err());
+    assert!(Cli::try_parse_from(["x", "--retry", "--no-retry"]).is_err());
 }

@@ -20,6 +20,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a SQL query against a running server.
     Sql(SqlArgs),
+    /// Push OTLP metrics at a target rate; the last stdout line is a JSON report.
+    Loadgen(phoenix_loadgen::LoadgenArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -32,6 +32,13 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Sql(args) => sql_client::run(args),
         cli::Command::Config(cli::ConfigCommand::Validate(args)) => config_cmd::validate(args),
+        cli::Command::Loadgen(args) => phoenix_loadgen::run(args).map(|_| ()).map_err(|e| {
+            if e.is_user_error() {
+                Failure::User(e.into())
+            } else {
+                Failure::Runtime(e.into())
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

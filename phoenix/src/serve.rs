@@ -37,6 +37,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     init_tracing();
     let prometheus = install_metrics()?;
+    phoenix_ingest::metrics::describe();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("phoenix")

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use futures::TryStreamExt;
-use object_store::ObjectStore;
-use parking_lot::RwLock;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use futures::TryStreamExt;
 use object_store::path::Path;
+use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
+use parking_lot::RwLock;
 use parquet::arrow::async_reader::MetadataFetch;
 use parquet::arrow::parquet_to_arrow_schema;
 use parquet::errors::ParquetError;
@@ -73,7 +73,9 @@ impl Storage {
                         rows: None,
                     });
                 }
-                _ => tracing::warn!(path = %meta.location, "Skipping object that is not a Phoenix table file."),
+                _ => {
+                    tracing::warn!(path = %meta.location, "Skipping object that is not a Phoenix table file.")
+                }
             }
         }
         let mut tables = BTreeMap::new();
@@ -94,7 +96,13 @@ impl Storage {
             tables.insert(name, table);
         }
         if !tables.contains_key(METRICS_TABLE) {
-            let table = Table::new(METRICS_TABLE, metrics_schema(), Arc::clone(&store), cfg, vec![])?;
+            let table = Table::new(
+                METRICS_TABLE,
+                metrics_schema(),
+                Arc::clone(&store),
+                cfg,
+                vec![],
+            )?;
             tables.insert(METRICS_TABLE.to_string(), table);
         }
         Ok(Storage {

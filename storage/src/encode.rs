@@ -162,7 +162,11 @@ mod tests {
     fn realistic() -> RecordBatch {
         let mut points = Vec::new();
         for s in 0..200_u32 {
-            let metric = if s % 2 == 0 { "cpu.utilization" } else { "http.requests" };
+            let metric = if s % 2 == 0 {
+                "cpu.utilization"
+            } else {
+                "http.requests"
+            };
             let service = format!("svc-{}", s % 7);
             let mut v = f64::from(s % 50);
             for t in 0..360_i64 {
@@ -171,7 +175,12 @@ mod tests {
                 } else {
                     v + f64::from((s + t as u32) % 13)
                 };
-                let mut p = TestPoint::gauge(metric, &service, 1_700_000_000_000_000_000 + t * 10_000_000_000, v);
+                let mut p = TestPoint::gauge(
+                    metric,
+                    &service,
+                    1_700_000_000_000_000_000 + t * 10_000_000_000,
+                    v,
+                );
                 p.series_id = u64::from(s).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 points.push(p.attr("instance", &format!("i-{s}")));
             }
@@ -211,10 +220,12 @@ mod tests {
         let meta = reader.metadata();
         assert_eq!(meta.file_metadata().num_rows(), batch.num_rows() as i64);
         assert_eq!(meta.num_row_groups(), batch.num_rows().div_ceil(10_000));
-        let kv = meta.file_metadata().key_value_metadata().expect("kv metadata");
-        assert!(kv
-            .iter()
-            .any(|k| k.key == SCHEMA_VERSION_KEY && k.value.as_deref() == Some(&*SCHEMA_VERSION.to_string())));
+        let kv = meta
+            .file_metadata()
+            .key_value_metadata()
+            .expect("kv metadata");
+        assert!(kv.iter().any(|k| k.key == SCHEMA_VERSION_KEY
+            && k.value.as_deref() == Some(&*SCHEMA_VERSION.to_string())));
         let rg = meta.row_group(0);
         let sorting = rg.sorting_columns().expect("sorting columns");
         let names: Vec<String> = sorting
@@ -224,9 +235,16 @@ mod tests {
         assert_eq!(names, ["metric", "service", "series_id", "time"]);
         let time = rg.column(0);
         assert_eq!(time.column_path().string(), "time");
-        assert!(time.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED), "{:?}", time.encodings().collect::<Vec<_>>());
+        assert!(
+            time.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED),
+            "{:?}",
+            time.encodings().collect::<Vec<_>>()
+        );
         assert!(time.dictionary_page_offset().is_none());
-        assert!(meta.column_index().is_some(), "page-level statistics (column index) are written");
+        assert!(
+            meta.column_index().is_some(),
+            "page-level statistics (column index) are written"
+        );
         assert!(batch.column(0).null_count() == 0);
     }
 
@@ -236,12 +254,17 @@ mod tests {
         let batch = realistic();
         let size = |e: Option<Encoding>| {
             let enc = encoder(e, 1024 * 1024);
-            enc.encode(&enc.sort(&batch).expect("sort")).expect("encode").len()
+            enc.encode(&enc.sort(&batch).expect("sort"))
+                .expect("encode")
+                .len()
         };
         let dict = size(None);
         let bss = size(Some(Encoding::BYTE_STREAM_SPLIT));
         let chosen = size(VALUE_ENCODING);
         eprintln!("value column: dictionary {dict} bytes, byte_stream_split {bss} bytes");
-        assert!(chosen <= dict.min(bss), "chosen {chosen}, dictionary {dict}, bss {bss}");
+        assert!(
+            chosen <= dict.min(bss),
+            "chosen {chosen}, dictionary {dict}, bss {bss}"
+        );
     }
 }

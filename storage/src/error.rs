@@ -71,7 +71,11 @@ pub enum Error {
 
 impl Error {
     /// Wraps an object store error with its operation and path.
-    pub(crate) fn store(op: &'static str, path: impl ToString, source: object_store::Error) -> Self {
+    pub(crate) fn store(
+        op: &'static str,
+        path: impl ToString,
+        source: object_store::Error,
+    ) -> Self {
         Error::ObjectStore {
             op,
             path: path.to_string(),

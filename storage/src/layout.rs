@@ -78,7 +78,10 @@ mod tests {
     fn partition_names() {
         // 2026-11-21T14:30:00Z
         let t = 1_795_271_400_000_000_000_i64;
-        assert_eq!(partition_prefix("metrics", hour_of(t)), "metrics/date=2026-11-21/hour=14");
+        assert_eq!(
+            partition_prefix("metrics", hour_of(t)),
+            "metrics/date=2026-11-21/hour=14"
+        );
         assert_eq!(hour_of(-1), -1);
         assert_eq!(hour_of(HOUR_NANOS), 1);
     }
@@ -91,7 +94,10 @@ mod tests {
         assert_eq!((table.as_str(), min, max), ("metrics", 100, 200));
         assert_eq!(parse_file_name("foo.parquet"), None);
         assert_eq!(parse_file_name("1-2-notauuid.parquet"), None);
-        assert_eq!(parse_file_name("3-2-0191e7a0-0000-7000-8000-000000000000.parquet"), None);
+        assert_eq!(
+            parse_file_name("3-2-0191e7a0-0000-7000-8000-000000000000.parquet"),
+            None
+        );
         assert!(parse_object_path(&Path::from("metrics/x.parquet")).is_none());
     }
 

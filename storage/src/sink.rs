@@ -53,6 +53,8 @@ pub async fn run_sink(
         }
         if flushing.is_none() {
             sink.commit_if_drained(rx.as_mut()).await;
+            // Checked here, not only when idle: under steady load `recv` is always ready.
+            sink.maintain().await;
         }
         let can_receive = sink.table.buffered_rows() < sink.hard_cap;
         let wake = sink.next_wake();
@@ -67,12 +69,7 @@ pub async fn run_sink(
                 Some(d) => sink.append(d.batch, d.ack),
                 None => break,
             },
-            () = tokio::time::sleep_until(wake) => {
-                if flushing.is_none() {
-                    sink.apply_retention().await;
-                }
-                sink.report_health();
-            }
+            () = tokio::time::sleep_until(wake) => sink.report_health(),
         }
     }
 
@@ -108,6 +105,7 @@ struct Sink {
     interval: Duration,
     retention_days: u64,
     next_flush_at: Instant,
+    next_maintenance_at: Instant,
     retry_at: Option<Instant>,
     backoff: Duration,
     last_appended: Option<AckToken>,
@@ -133,6 +131,7 @@ impl Sink {
             hard_cap: max_rows.saturating_mul(2),
             interval,
             next_flush_at: Instant::now() + interval,
+            next_maintenance_at: Instant::now(),
             retry_at: None,
             backoff: FIRST_BACKOFF,
             last_appended: None,
@@ -236,12 +235,24 @@ impl Sink {
         at
     }
 
+    /// Once per flush interval: retention pass and a fresh health report.
+    async fn maintain(&mut self) {
+        let now = Instant::now();
+        if now < self.next_maintenance_at {
+            return;
+        }
+        self.next_maintenance_at = now + self.interval;
+        self.apply_retention().await;
+        self.report_health();
+    }
+
     async fn apply_retention(&self) {
         if self.retention_days == 0 {
             return;
         }
         let now_ns = (now_unix_ms() as i64).saturating_mul(1_000_000);
-        let cutoff = now_ns.saturating_sub((self.retention_days as i64).saturating_mul(24 * HOUR_NANOS));
+        let cutoff =
+            now_ns.saturating_sub((self.retention_days as i64).saturating_mul(24 * HOUR_NANOS));
         if let Err(error) = self.table.delete_files_older_than(cutoff).await {
             tracing::warn!(table = %self.table.name(), %error, "Retention pass incomplete.");
         }
@@ -281,11 +292,16 @@ impl Sink {
         };
         let mut figures = serde_json::Map::new();
         figures.insert("table".into(), self.table.name().into());
-        figures.insert("buffered_rows".into(), (self.table.buffered_rows() as u64).into());
+        figures.insert(
+            "buffered_rows".into(),
+            (self.table.buffered_rows() as u64).into(),
+        );
         figures.insert("files".into(), (self.table.file_count() as u64).into());
         figures.insert(
             "last_flush_unix_ms".into(),
-            self.table.last_flush_unix_ms().map_or(serde_json::Value::Null, Into::into),
+            self.table
+                .last_flush_unix_ms()
+                .map_or(serde_json::Value::Null, Into::into),
         );
         figures.insert("flush_errors".into(), self.table.flush_errors().into());
         self.health.report(&self.component, status, figures);

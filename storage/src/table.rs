@@ -205,7 +205,10 @@ impl Table {
                 let id = st.next_id;
                 st.next_id += 1;
                 st.buffered_rows += part.num_rows();
-                st.buffer.entry(hour).or_default().push(Chunk { id, batch: part });
+                st.buffer
+                    .entry(hour)
+                    .or_default()
+                    .push(Chunk { id, batch: part });
             }
             st.buffered_rows
         };

@@ -91,8 +91,10 @@ pub fn metrics_batch(points: &[TestPoint]) -> RecordBatch {
         .iter()
         .map(|field| match field.name().as_str() {
             col::TIME => Arc::new(
-                TimestampNanosecondArray::from(points.iter().map(|p| p.time_ns).collect::<Vec<_>>())
-                    .with_timezone("UTC"),
+                TimestampNanosecondArray::from(
+                    points.iter().map(|p| p.time_ns).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
             ) as ArrayRef,
             col::START_TIME => {
                 Arc::new(TimestampNanosecondArray::new_null(n).with_timezone("UTC")) as ArrayRef

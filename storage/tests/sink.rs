@@ -43,11 +43,19 @@ async fn flushes_at_max_rows_and_commits() {
     let commits = Arc::clone(&edge.commits);
     let health = HealthRegistry::default();
     let shutdown = CancellationToken::new();
-    let sink = tokio::spawn(run_sink(table.clone(), Box::new(edge), health.clone(), shutdown.clone()));
+    let sink = tokio::spawn(run_sink(
+        table.clone(),
+        Box::new(edge),
+        health.clone(),
+        shutdown.clone(),
+    ));
 
     tx.send(delivery(1, T0, 10)).await.expect("send");
     tx.send(delivery(2, T0 + 10 * SEC, 20)).await.expect("send");
-    eventually("a flush commits token 2", || commits.lock().expect("lock").contains(&2)).await;
+    eventually("a flush commits token 2", || {
+        commits.lock().expect("lock").contains(&2)
+    })
+    .await;
     assert_eq!(table.file_count(), 1);
     assert_eq!(table.buffered_rows(), 0);
     let report = health.snapshot();
@@ -69,12 +77,19 @@ async fn edge_close_drains_flushes_and_commits() {
     let (tx, edge) = test_edge(16);
     let commits = Arc::clone(&edge.commits);
     for n in 1..=3 {
-        tx.send(delivery(n, T0 + n as i64 * 100 * SEC, 10)).await.expect("send");
+        tx.send(delivery(n, T0 + n as i64 * 100 * SEC, 10))
+            .await
+            .expect("send");
     }
     drop(tx);
-    run_sink(table.clone(), Box::new(edge), HealthRegistry::default(), CancellationToken::new())
-        .await
-        .expect("sink");
+    run_sink(
+        table.clone(),
+        Box::new(edge),
+        HealthRegistry::default(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("sink");
     assert_eq!(*commits.lock().expect("lock"), [3]);
     assert_eq!(table.buffered_rows(), 0);
     let snap = table.snapshot();
@@ -98,7 +113,12 @@ async fn failing_store_defers_commits_until_recovery() {
     let commits = Arc::clone(&edge.commits);
     let health = HealthRegistry::default();
     let shutdown = CancellationToken::new();
-    let sink = tokio::spawn(run_sink(table.clone(), Box::new(edge), health.clone(), shutdown.clone()));
+    let sink = tokio::spawn(run_sink(
+        table.clone(),
+        Box::new(edge),
+        health.clone(),
+        shutdown.clone(),
+    ));
     tx.send(delivery(1, T0, 10)).await.expect("send");
 
     eventually("health turns degraded", || {
@@ -123,15 +143,57 @@ async fn failing_store_defers_commits_until_recovery() {
 async fn shutdown_with_dead_store_reports_error() {
     let faulty = FaultyStore::new(Arc::new(InMemory::new()));
     let store: Arc<dyn ObjectStore> = faulty.clone();
-    let storage = Storage::open_with_store(store, &cfg("memory://")).await.expect("open");
+    let storage = Storage::open_with_store(store, &cfg("memory://"))
+        .await
+        .expect("open");
     let table = storage.table("metrics").expect("metrics");
     faulty.fail_puts.store(true, Ordering::SeqCst);
     let (tx, edge) = test_edge(4);
     let commits = Arc::clone(&edge.commits);
     tx.send(delivery(7, T0, 3)).await.expect("send");
     drop(tx);
-    let res = run_sink(table.clone(), Box::new(edge), HealthRegistry::default(), CancellationToken::new()).await;
+    let res = run_sink(
+        table.clone(),
+        Box::new(edge),
+        HealthRegistry::default(),
+        CancellationToken::new(),
+    )
+    .await;
     assert!(res.is_err());
     assert!(commits.lock().expect("lock").is_empty());
     assert_eq!(table.buffered_rows(), 3, "data stays buffered");
+}
+
+/// With `retention_days` set, the sink deletes files older than the cutoff and keeps new ones.
+#[tokio::test]
+async fn sink_applies_retention() {
+    let mut c = cfg("memory://");
+    c.retention_days = 1;
+    let storage = Storage::open(&c).await.expect("open");
+    let table = storage.table("metrics").expect("metrics");
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as i64;
+    let old = 1_600_000_000 * SEC; // 2020-09-13
+    table.append(batch("cpu", "web", old, 5)).expect("append");
+    table
+        .append(batch("cpu", "web", now_ns - 60 * SEC, 5))
+        .expect("append");
+    table.flush().await.expect("flush");
+    assert_eq!(table.file_count(), 2);
+
+    let (tx, edge) = test_edge(1);
+    drop(tx);
+    run_sink(
+        table.clone(),
+        Box::new(edge),
+        HealthRegistry::default(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("sink");
+    let files = table.snapshot().files;
+    assert_eq!(files.len(), 1);
+    assert!(files[0].min_time > old);
 }

@@ -612,3 +612,72 @@ fn expansion_guard() {
     assert!(matches!(decode(&req, &small), Err(Error::TooLarge { .. })));
     assert!(decode(&req, &limits()).is_ok());
 }
+
+/// Interleaved kinds (and null values) keep every kind-specific column aligned per row.
+#[test]
+fn mixed_kinds_stay_aligned() {
+    let hist = HistogramDataPoint {
+        time_unix_nano: T,
+        count: 1,
+        explicit_bounds: vec![1.0],
+        bucket_counts: vec![0, 1],
+        ..Default::default()
+    };
+    let summ = SummaryDataPoint {
+        time_unix_nano: T,
+        count: 2,
+        sum: 3.0,
+        ..Default::default()
+    };
+    let exp = ExponentialHistogramDataPoint {
+        time_unix_nano: T,
+        count: 3,
+        ..Default::default()
+    };
+    let mut flagged = num(T, Value::AsDouble(f64::NAN), vec![]);
+    flagged.flags = 1;
+    let req = request(
+        vec![],
+        vec![
+            gauge("a", vec![num(T, Value::AsInt(1), vec![]), flagged]),
+            metric(
+                "h",
+                Data::Histogram(Histogram {
+                    data_points: vec![hist],
+                    aggregation_temporality: 0,
+                }),
+            ),
+            gauge("b", vec![num(T, Value::AsInt(2), vec![])]),
+            metric(
+                "s",
+                Data::Summary(Summary {
+                    data_points: vec![summ],
+                }),
+            ),
+            metric(
+                "e",
+                Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: vec![exp],
+                    aggregation_temporality: 0,
+                }),
+            ),
+            gauge("c", vec![num(T, Value::AsInt(3), vec![])]),
+        ],
+    );
+    let d = run(&req);
+    let b = batch(&d);
+    assert_eq!(b.num_rows(), 7);
+    let valid = |name: &str| -> Vec<bool> {
+        let c = b.column_by_name(name).expect(name);
+        (0..c.len()).map(|i| c.is_valid(i)).collect()
+    };
+    let (t, f) = (true, false);
+    assert_eq!(valid(col::VALUE), vec![t, f, f, t, f, f, t]);
+    assert_eq!(valid(col::COUNT), vec![f, f, t, f, t, t, f]);
+    assert_eq!(valid(col::BOUNDS), vec![f, f, t, f, f, f, f]);
+    assert_eq!(valid(col::EXP_SCALE), vec![f, f, f, f, f, t, f]);
+    assert_eq!(valid(col::QUANTILES), vec![f, f, f, f, t, f, f]);
+    assert_eq!(u64s(b, col::COUNT).value(5), 3);
+    assert_eq!(f64s(b, col::VALUE).value(6), 3.0);
+    assert_eq!(list_u64(b, col::BUCKET_COUNTS, 2), Some(vec![0, 1]));
+}

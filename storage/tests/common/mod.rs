@@ -74,9 +74,20 @@ pub fn row_keys(batches: &[RecordBatch]) -> Vec<(u64, i64)> {
     use arrow::datatypes::{TimestampNanosecondType, UInt64Type};
     let mut keys = Vec::new();
     for b in batches {
-        let ids = b.column_by_name("series_id").expect("series_id").as_primitive::<UInt64Type>();
-        let times = b.column_by_name("time").expect("time").as_primitive::<TimestampNanosecondType>();
-        keys.extend(ids.values().iter().copied().zip(times.values().iter().copied()));
+        let ids = b
+            .column_by_name("series_id")
+            .expect("series_id")
+            .as_primitive::<UInt64Type>();
+        let times = b
+            .column_by_name("time")
+            .expect("time")
+            .as_primitive::<TimestampNanosecondType>();
+        keys.extend(
+            ids.values()
+                .iter()
+                .copied()
+                .zip(times.values().iter().copied()),
+        );
     }
     keys.sort_unstable();
     keys
@@ -150,7 +161,11 @@ impl ObjectStore for FaultyStore {
         self.inner.put_multipart_opts(location, opts).await
     }
 
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         self.inner.get_opts(location, options).await
     }
 
@@ -169,7 +184,12 @@ impl ObjectStore for FaultyStore {
         self.inner.list_with_delimiter(prefix).await
     }
 
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
 }
