@@ -52,6 +52,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -84,7 +85,6 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
     for sink in graph.sinks {
         let table = storage
             .table(&sink.table)
-            .await
             .with_context(|| format!("opening table {}", sink.table))?;
         let (health, cancel, name) = (health.clone(), sink_cancel.clone(), sink.table.clone());
         sinks.push(tokio::spawn(async move {

@@ -80,10 +80,14 @@ pub async fn run_sink(
     }
     loop {
         if sink.table.buffered_rows() >= sink.hard_cap {
-            // Best effort: a failure here is retried by the final flush.
             let upto = sink.last_appended;
             let res = sink.table.flush().await;
+            let failed = res.is_err();
             sink.finish_flush(res, upto, rx.as_mut()).await;
+            if failed {
+                // Stop taking more; what is left on the edge stays uncommitted there.
+                break;
+            }
         }
         match tokio::time::timeout(DRAIN_IDLE, rx.recv()).await {
             Ok(Some(d)) => sink.append(d.batch, d.ack),
