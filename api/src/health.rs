@@ -31,7 +31,10 @@ pub(crate) async fn detailed(State(state): State<ApiState>) -> Response {
 /// Prometheus text exposition of every `phoenix_` metric.
 pub(crate) async fn prometheus(State(state): State<ApiState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.prometheus.render(),
     )
         .into_response()

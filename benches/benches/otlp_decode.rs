@@ -10,7 +10,9 @@ fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("otlp_decode");
     group.throughput(Throughput::Elements(points as u64));
     group.bench_function("prost_1000_gauges", |b| {
-        b.iter(|| ExportMetricsServiceRequest::decode(bytes.as_slice()).map(|r| r.resource_metrics.len()))
+        b.iter(|| {
+            ExportMetricsServiceRequest::decode(bytes.as_slice()).map(|r| r.resource_metrics.len())
+        })
     });
     group.finish();
 }

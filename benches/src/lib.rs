@@ -52,10 +52,7 @@ pub fn gauge_request(points: usize, base_time_ns: u64) -> ExportMetricsServiceRe
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", "bench"),
-                    kv("host.name", "bench-host"),
-                ],
+                attributes: vec![kv("service.name", "bench"), kv("host.name", "bench-host")],
                 dropped_attributes_count: 0,
                 entity_refs: vec![],
             }),

@@ -159,6 +159,12 @@ pub struct StorageConfig {
     pub zstd_level: i32,
     /// Files whose newest point is older than this are deleted (0 keeps everything).
     pub retention_days: u64,
+    /// Write every accepted batch to the write-ahead log under `data_dir/wal` before answering.
+    pub wal_enabled: bool,
+    /// WAL size past which ingest answers retryable errors (data not yet in Parquet).
+    pub wal_max_bytes: u64,
+    /// WAL segment file size; whole segments are deleted once their data is in Parquet.
+    pub wal_segment_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -171,6 +177,9 @@ impl Default for StorageConfig {
             row_group_rows: 1024 * 1024,
             zstd_level: 3,
             retention_days: 0,
+            wal_enabled: true,
+            wal_max_bytes: 1024 * 1024 * 1024,
+            wal_segment_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -310,10 +319,15 @@ impl Config {
             ("api.listen", &self.api.listen),
         ] {
             if let Err(e) = addr.parse::<SocketAddr>() {
-                issue(key, format!("`{addr}` is not a socket address (host:port): {e}"));
+                issue(
+                    key,
+                    format!("`{addr}` is not a socket address (host:port): {e}"),
+                );
             }
         }
-        let positives: [(&str, u64); 10] = [
+        let positives: [(&str, u64); 12] = [
+            ("storage.wal_max_bytes", self.storage.wal_max_bytes),
+            ("storage.wal_segment_bytes", self.storage.wal_segment_bytes),
             ("ingest.max_body_bytes", self.ingest.max_body_bytes as u64),
             (
                 "ingest.max_attribute_value_bytes",
@@ -326,7 +340,10 @@ impl Config {
                 "api.max_concurrent_queries",
                 self.api.max_concurrent_queries as u64,
             ),
-            ("storage.flush_interval_secs", self.storage.flush_interval_secs),
+            (
+                "storage.flush_interval_secs",
+                self.storage.flush_interval_secs,
+            ),
             ("storage.flush_max_rows", self.storage.flush_max_rows as u64),
             ("storage.row_group_rows", self.storage.row_group_rows as u64),
             (
@@ -342,7 +359,10 @@ impl Config {
         if !(1..=22).contains(&self.storage.zstd_level) {
             issue(
                 "storage.zstd_level",
-                format!("{} is outside zstd's levels 1..=22", self.storage.zstd_level),
+                format!(
+                    "{} is outside zstd's levels 1..=22",
+                    self.storage.zstd_level
+                ),
             );
         }
         if let Err(reason) = StorageUrl::parse(&self.storage.url) {
@@ -424,13 +444,15 @@ fn apply_override(root: &mut serde_yaml::Value, arg: &str) -> Result<(), ConfigE
         arg: arg.to_string(),
         reason: reason.to_string(),
     };
-    let (key, raw) = arg.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+    let (key, raw) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("expected KEY=VALUE"))?;
     let parts: Vec<&str> = key.trim().split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(bad("key path has an empty segment"));
     }
-    let value: serde_yaml::Value = serde_yaml::from_str(raw)
-        .unwrap_or_else(|_| serde_yaml::Value::String(raw.to_string()));
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(raw).unwrap_or_else(|_| serde_yaml::Value::String(raw.to_string()));
     let mut node = root;
     for (i, part) in parts.iter().enumerate() {
         let map = match node {
@@ -500,7 +522,11 @@ mod tests {
                 let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
                 assert_eq!(
                     keys,
-                    ["ingest.grpc_listen", "api.query_timeout_secs", "storage.url"]
+                    [
+                        "ingest.grpc_listen",
+                        "api.query_timeout_secs",
+                        "storage.url"
+                    ]
                 );
             }
             other => panic!("expected Invalid, got {other:?}"),

@@ -197,7 +197,10 @@ mod tests {
         );
         assert_eq!(schema.field(0).data_type(), &timestamp_type());
         assert_eq!(
-            schema.field_with_name("series_id").map(|f| f.data_type().clone()).ok(),
+            schema
+                .field_with_name("series_id")
+                .map(|f| f.data_type().clone())
+                .ok(),
             Some(DataType::UInt64)
         );
     }

@@ -17,7 +17,10 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<(), Failure> {
             for issue in &issues {
                 eprintln!("error: {file}: {issue}");
             }
-            Err(Failure::User(anyhow!("{} error(s) in {file}", issues.len())))
+            Err(Failure::User(anyhow!(
+                "{} error(s) in {file}",
+                issues.len()
+            )))
         }
         Err(e) => Err(Failure::User(e.into())),
     }

@@ -12,6 +12,7 @@ use phoenix_model::config::BusKind;
 use phoenix_model::{Config, EdgeSender, HealthRegistry, Status};
 use phoenix_processors::Graph;
 use phoenix_storage::Storage;
+use phoenix_wal::{Opened, Wal, WalOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -79,10 +80,11 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
         .await
         .with_context(|| format!("opening storage at {}", config.storage.url))?;
 
-    let graph = Graph::build(&config);
+    let wal = open_wal(&config)?;
+    let mut graph = Graph::build(&config, wal.as_ref().map(|o| o.wal.clone()));
     let sink_cancel = CancellationToken::new();
     let mut sinks: Vec<JoinHandle<()>> = Vec::new();
-    for sink in graph.sinks {
+    for sink in std::mem::take(&mut graph.sinks) {
         let table = storage
             .table(&sink.table)
             .with_context(|| format!("opening table {}", sink.table))?;
@@ -94,8 +96,13 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
         }));
     }
 
+    let wal = match wal {
+        Some(opened) => Some(replay_wal(&storage, &graph, opened).await?),
+        None => None,
+    };
+    let (ingress, _) = graph.into_parts();
+
     let engine = Arc::new(QueryEngine::new(storage.clone(), &config.api).context("starting SQL")?);
-    let ingress: Arc<dyn EdgeSender> = graph.ingress;
     let receiver = Arc::new(Receiver::new(ingress.clone(), &config.ingest));
 
     let grpc = bind(&config.ingest.grpc_listen, "OTLP/gRPC").await?;
@@ -125,6 +132,7 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
     let reporter = tokio::spawn(report_health(
         health.clone(),
         ingress.clone(),
+        wal,
         config.clone(),
         prometheus,
         reporter_cancel.clone(),
@@ -176,8 +184,63 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
         info!("Stopped cleanly.");
         Ok(())
     } else {
-        Err(Failure::Runtime(anyhow!("storage flush timed out at shutdown")))
+        Err(Failure::Runtime(anyhow!(
+            "storage flush timed out at shutdown"
+        )))
     }
+}
+
+/// Opens the WAL under `storage.data_dir/wal` when enabled, reporting what recovery cut.
+fn open_wal(config: &Config) -> Result<Option<Opened>, Failure> {
+    if !config.storage.wal_enabled {
+        return Ok(None);
+    }
+    let dir = std::path::Path::new(&config.storage.data_dir).join("wal");
+    let opened = Wal::open(WalOptions {
+        dir: dir.clone(),
+        segment_bytes: config.storage.wal_segment_bytes,
+        max_bytes: config.storage.wal_max_bytes,
+    })
+    .with_context(|| format!("opening the WAL in {}", dir.display()))?;
+    for problem in &opened.report.problems {
+        warn!(%problem, "WAL damage cut off; the records before it are kept.");
+    }
+    info!(
+        dir = %dir.display(),
+        segments = opened.report.segments,
+        records = opened.report.records,
+        bytes_cut = opened.report.bytes_cut,
+        "WAL opened."
+    );
+    metrics::counter!("phoenix_wal_recovered_records_total")
+        .increment(opened.report.records as u64);
+    metrics::counter!("phoenix_wal_bytes_cut_total").increment(opened.report.bytes_cut);
+    Ok(Some(opened))
+}
+
+/// Feeds what the WAL still holds back into the graph, minus rows already in Parquet.
+async fn replay_wal(storage: &Storage, graph: &Graph, opened: Opened) -> Result<Wal, Failure> {
+    let table = storage
+        .table(phoenix_storage::METRICS_TABLE)
+        .context("opening the metrics table")?;
+    let records = opened.replay.len();
+    let replay = phoenix_storage::dedup_replay(&table, opened.replay)
+        .await
+        .context("matching the WAL against stored files")?;
+    let rows: usize = replay.keep.iter().map(|(_, b)| b.num_rows()).sum();
+    graph
+        .replay(replay.keep)
+        .await
+        .map_err(|e| Failure::Runtime(anyhow!("replaying the WAL: {e}")))?;
+    if records > 0 {
+        info!(
+            records,
+            rows,
+            already_stored_rows = replay.dropped_rows,
+            "WAL replayed."
+        );
+    }
+    Ok(opened.wal)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -213,6 +276,7 @@ async fn wait_for_stop() {
 async fn report_health(
     health: HealthRegistry,
     ingress: Arc<dyn EdgeSender>,
+    wal: Option<Wal>,
     config: Config,
     prometheus: PrometheusHandle,
     stop: CancellationToken,
@@ -226,8 +290,14 @@ async fn report_health(
         }
         let queued = ingress.queued();
         let mut figures = serde_json::Map::new();
-        figures.insert("grpc_listen".into(), config.ingest.grpc_listen.clone().into());
-        figures.insert("http_listen".into(), config.ingest.http_listen.clone().into());
+        figures.insert(
+            "grpc_listen".into(),
+            config.ingest.grpc_listen.clone().into(),
+        );
+        figures.insert(
+            "http_listen".into(),
+            config.ingest.http_listen.clone().into(),
+        );
         health.report("ingest", Status::Ok, figures);
 
         let mut figures = serde_json::Map::new();
@@ -243,8 +313,17 @@ async fn report_health(
         health.report("bus", status, figures);
 
         let mut figures = serde_json::Map::new();
-        figures.insert("enabled".into(), false.into());
-        health.report("wal", Status::Ok, figures);
+        figures.insert("enabled".into(), wal.is_some().into());
+        let mut status = Status::Ok;
+        if let Some(wal) = &wal {
+            figures.insert("bytes".into(), wal.bytes().into());
+            figures.insert("max_bytes".into(), wal.max_bytes().into());
+            figures.insert("last_synced_seq".into(), wal.last_synced().into());
+            if wal.bytes() * 10 >= wal.max_bytes() * 8 {
+                status = Status::Degraded;
+            }
+        }
+        health.report("wal", status, figures);
         prometheus.run_upkeep();
     }
 }

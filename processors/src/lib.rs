@@ -4,6 +4,8 @@
 
 pub mod graph;
 pub mod memory_edge;
+pub mod wal_edge;
 
 pub use graph::{Graph, SinkEdge, DEFAULT_TABLE};
-pub use memory_edge::{memory_edge, MemoryReceiver, MemorySender};
+pub use memory_edge::{memory_edge, EdgePermit, MemoryReceiver, MemorySender};
+pub use wal_edge::{wal_edge, WalReceiver, WalSender};

@@ -128,14 +128,23 @@ impl FileEncoder {
     }
 
     /// Encodes an already sorted batch as a complete Parquet file.
-    pub(crate) fn encode(&self, batch: &RecordBatch) -> Result<Bytes> {
+    pub(crate) fn encode(&self, batch: &RecordBatch, ack_max: Option<u64>) -> Result<Bytes> {
         let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4);
         let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(self.props.clone()))?;
+        if let Some(ack) = ack_max {
+            writer
+                .append_key_value_metadata(KeyValue::new(ACK_MAX_KEY.to_string(), ack.to_string()));
+        }
         writer.write(batch)?;
         writer.close()?;
         Ok(Bytes::from(buf))
     }
 }
+
+/// Key-value metadata key: the highest edge position (WAL sequence number) whose rows the file
+/// holds. Every row of the file's hour from a delivery at or below it is in this file or an
+/// earlier one, which is what makes WAL replay idempotent.
+pub const ACK_MAX_KEY: &str = "phoenix.ack_max";
 
 /// Encoding of the `value` column (`None`: dictionary with plain fallback).
 ///
@@ -212,7 +221,7 @@ mod tests {
     fn file_metadata() {
         let enc = encoder(VALUE_ENCODING, 10_000);
         let batch = enc.sort(&realistic()).expect("sort");
-        let bytes = enc.encode(&batch).expect("encode");
+        let bytes = enc.encode(&batch, None).expect("encode");
         let options = parquet::file::serialized_reader::ReadOptionsBuilder::new()
             .with_page_index()
             .build();
@@ -254,7 +263,7 @@ mod tests {
         let batch = realistic();
         let size = |e: Option<Encoding>| {
             let enc = encoder(e, 1024 * 1024);
-            enc.encode(&enc.sort(&batch).expect("sort"))
+            enc.encode(&enc.sort(&batch).expect("sort"), None)
                 .expect("encode")
                 .len()
         };

@@ -12,14 +12,17 @@ mod encode;
 mod error;
 mod layout;
 mod metrics;
+mod replay;
 mod sink;
 mod store;
 mod table;
 pub mod testing;
 
 pub use catalog::Storage;
+pub use encode::ACK_MAX_KEY;
 pub use error::{Error, Result};
 pub use layout::{parse_file_name, partition_prefix, HOUR_NANOS};
+pub use replay::{dedup_replay, Replay};
 pub use sink::run_sink;
 pub use store::{build_object_store, OBJECT_STORE_URL};
 pub use table::{FileMeta, FlushReport, Table, TableSnapshot};

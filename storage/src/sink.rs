@@ -148,7 +148,7 @@ impl Sink {
     /// Buffers a delivery; a batch that does not fit the table is counted and dropped.
     fn append(&mut self, batch: arrow::array::RecordBatch, ack: AckToken) {
         let rows = batch.num_rows();
-        if let Err(error) = self.table.append(batch) {
+        if let Err(error) = self.table.append_acked(batch, Some(ack.0)) {
             tracing::error!(table = %self.table.name(), rows, %error, "Dropping batch the table cannot store.");
             metrics::counter!(ROWS_DROPPED, "table" => self.table.name().to_string(), "reason" => "invalid_batch")
                 .increment(rows as u64);

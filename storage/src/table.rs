@@ -76,6 +76,8 @@ pub struct FlushReport {
 struct Chunk {
     id: u64,
     batch: RecordBatch,
+    /// Edge position of the delivery the rows came from, when the edge has one.
+    ack: Option<u64>,
 }
 
 /// Mutable state, guarded by one lock so snapshots are consistent.
@@ -110,6 +112,11 @@ pub struct Table {
 }
 
 impl Table {
+    /// The object store the table's files live in.
+    pub(crate) fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner.store)
+    }
+
     /// A table with the given manifest.
     pub(crate) fn new(
         name: &str,
@@ -192,6 +199,15 @@ impl Table {
     /// [`Error::Schema`] when the batch does not have the table schema or has null times;
     /// [`Error::Arrow`] if a kernel fails. Nothing is buffered on error.
     pub fn append(&self, batch: RecordBatch) -> Result<()> {
+        self.append_acked(batch, None)
+    }
+
+    /// Buffers a batch that came from edge position `ack`; flushed files record the highest
+    /// position they hold (see [`crate::ACK_MAX_KEY`]).
+    ///
+    /// # Errors
+    /// As [`Table::append`].
+    pub fn append_acked(&self, batch: RecordBatch, ack: Option<u64>) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -205,10 +221,11 @@ impl Table {
                 let id = st.next_id;
                 st.next_id += 1;
                 st.buffered_rows += part.num_rows();
-                st.buffer
-                    .entry(hour)
-                    .or_default()
-                    .push(Chunk { id, batch: part });
+                st.buffer.entry(hour).or_default().push(Chunk {
+                    id,
+                    batch: part,
+                    ack,
+                });
             }
             st.buffered_rows
         };
@@ -335,6 +352,7 @@ impl Table {
     async fn write_partition(&self, hour: i64, chunks: &[Chunk]) -> Result<FileMeta> {
         let inner = Arc::clone(&self.inner);
         let batches: Vec<RecordBatch> = chunks.iter().map(|c| c.batch.clone()).collect();
+        let ack_max = chunks.iter().filter_map(|c| c.ack).max();
         // Sorting and compressing are CPU-bound; keep them off the async workers.
         let (bytes, min_time, max_time, rows) = tokio::task::spawn_blocking(move || {
             let batch = concat_batches(&inner.schema, &batches)?;
@@ -344,7 +362,7 @@ impl Table {
                 .as_primitive::<TimestampNanosecondType>();
             let min = arrow::compute::min(times).unwrap_or(0);
             let max = arrow::compute::max(times).unwrap_or(0);
-            let bytes = inner.encoder.encode(&sorted)?;
+            let bytes = inner.encoder.encode(&sorted, ack_max)?;
             Ok::<_, Error>((bytes, min, max, sorted.num_rows() as u64))
         })
         .await
@@ -399,7 +417,7 @@ impl Table {
     }
 
     /// Splits a batch into per-hour pieces (one piece when it lies within an hour).
-    fn split_by_hour(&self, batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>> {
+    pub(crate) fn split_by_hour(&self, batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>> {
         let times = batch
             .column(self.inner.time_col)
             .as_primitive::<TimestampNanosecondType>();

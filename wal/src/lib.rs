@@ -18,7 +18,7 @@ mod writer;
 
 pub use error::{Error, Result};
 pub use segment::RecoveryReport;
-pub use writer::{Opened, Wal, WalOptions};
+pub use writer::{OnDurable, Opened, Wal, WalOptions};
 
 #[cfg(test)]
 mod tests;

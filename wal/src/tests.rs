@@ -197,3 +197,26 @@ async fn full_wal_refuses_retryably() {
     assert!(matches!(err, Error::Full { .. }));
     assert!(err.is_retryable());
 }
+
+/// `append_then` callbacks run in sequence order, only for durable records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_run_in_sequence_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Wal::open(options(dir.path())).expect("open");
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let (wal, order) = (opened.wal.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            wal.append_then(&batch(i, 1), move |seq| {
+                order.lock().expect("lock").push(seq);
+            })
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("append");
+    }
+    let seen = order.lock().expect("lock").clone();
+    assert_eq!(seen, (1..=32).collect::<Vec<u64>>());
+}

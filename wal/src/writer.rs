@@ -32,9 +32,14 @@ pub struct WalOptions {
     pub max_bytes: u64,
 }
 
+/// Called on the writer thread with a record's sequence number once it is durable, in
+/// sequence order.
+pub type OnDurable = Box<dyn FnOnce(u64) + Send>;
+
 enum Request {
     Append {
         payload: Vec<u8>,
+        then: Option<OnDurable>,
         done: oneshot::Sender<Result<u64>>,
     },
     Release(u64),
@@ -112,6 +117,24 @@ impl Wal {
     /// [`Error::Full`] past the byte budget (retryable), [`Error::Io`] when the write or sync
     /// failed, [`Error::Closed`] after the writer stopped.
     pub async fn append(&self, batch: &RecordBatch) -> Result<u64> {
+        self.append_inner(batch, None).await
+    }
+
+    /// Like [`Wal::append`], and runs `then(seq)` on the writer thread as soon as the record is
+    /// durable, before any later record's `then`: callers use it to hand data downstream in
+    /// exactly the WAL's order. `then` is not run when the append fails.
+    ///
+    /// # Errors
+    /// As [`Wal::append`].
+    pub async fn append_then(
+        &self,
+        batch: &RecordBatch,
+        then: impl FnOnce(u64) + Send + 'static,
+    ) -> Result<u64> {
+        self.append_inner(batch, Some(Box::new(then))).await
+    }
+
+    async fn append_inner(&self, batch: &RecordBatch, then: Option<OnDurable>) -> Result<u64> {
         let held = self.bytes();
         if held >= self.max_bytes {
             metrics::counter!("phoenix_wal_appends_refused_total", "reason" => "full").increment(1);
@@ -123,7 +146,11 @@ impl Wal {
         let payload = encode_batch(batch)?;
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Request::Append { payload, done })
+            .send(Request::Append {
+                payload,
+                then,
+                done,
+            })
             .await
             .map_err(|_| Error::Closed)?;
         wait.await.map_err(|_| Error::Closed)?
@@ -170,18 +197,22 @@ struct Writer {
 impl Writer {
     fn run(&mut self, mut rx: mpsc::Receiver<Request>) {
         let mut group = Vec::new();
-        let mut waiting: Vec<(u64, oneshot::Sender<Result<u64>>)> = Vec::new();
+        let mut waiting: Vec<(u64, Option<OnDurable>, oneshot::Sender<Result<u64>>)> = Vec::new();
         let mut release: Option<u64> = None;
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
             // Group commit: take everything already queued into one write and one sync.
             while let Some(req) = next.take() {
                 match req {
-                    Request::Append { payload, done } => {
+                    Request::Append {
+                        payload,
+                        then,
+                        done,
+                    } => {
                         let seq = self.next_seq;
                         self.next_seq += 1;
                         frame(&mut group, seq, &payload);
-                        waiting.push((seq, done));
+                        waiting.push((seq, then, done));
                     }
                     Request::Release(upto) => release = Some(release.map_or(upto, |r| r.max(upto))),
                 }
@@ -189,13 +220,25 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
+            // Releases name records already durable, so they go first: an append answered after
+            // a release was queued never sees that release still pending.
+            if let Some(upto) = release.take() {
+                if let Err(error) = self.release(upto) {
+                    tracing::warn!(%error, "WAL release failed.");
+                }
+            }
             if !group.is_empty() {
                 let first = waiting.first().map_or(0, |w| w.0);
                 let last = waiting.last().map_or(0, |w| w.0);
                 let result = self.write_group(&group, first, last);
-                for (seq, done) in waiting.drain(..) {
+                for (seq, then, done) in waiting.drain(..) {
                     let answer = match &result {
-                        Ok(()) => Ok(seq),
+                        Ok(()) => {
+                            if let Some(then) = then {
+                                then(seq);
+                            }
+                            Ok(seq)
+                        }
                         Err(e) => Err(Error::Io {
                             path: self.dir.clone(),
                             source: std::io::Error::other(e.to_string()),
@@ -210,11 +253,6 @@ impl Writer {
                     self.active = None;
                 }
                 group.clear();
-            }
-            if let Some(upto) = release.take() {
-                if let Err(error) = self.release(upto) {
-                    tracing::warn!(%error, "WAL release failed.");
-                }
             }
         }
     }

@@ -1,0 +1,103 @@
+//! Idempotent WAL replay: drop replayed rows that a flushed file already holds.
+//!
+//! A sink receives deliveries in edge-position order and flushes all rows buffered for an hour
+//! into one file, recording the highest position it holds ([`crate::ACK_MAX_KEY`]). So every
+//! row of hour `h` from a delivery at or below that position is already in a file, and a
+//! replayed record's rows for hour `h` are kept only if its position is above the highest one
+//! recorded for `h`. A crash between writing files and releasing the WAL therefore never stores
+//! a row twice.
+
+use std::collections::BTreeMap;
+
+use arrow::record_batch::RecordBatch;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+
+use crate::encode::ACK_MAX_KEY;
+use crate::layout::hour_of;
+use crate::{Error, Result, Table};
+
+/// Bytes read from a file's end on the first try; footers are usually smaller.
+const TAIL_GUESS: u64 = 64 * 1024;
+
+/// What replay deduplication kept and dropped.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Records to feed into the pipeline again, in position order (one per hour part).
+    pub keep: Vec<(u64, RecordBatch)>,
+    /// Rows dropped because a file already holds them.
+    pub dropped_rows: usize,
+}
+
+/// Splits replayed `(position, batch)` records by hour and keeps only rows no file holds yet.
+///
+/// # Errors
+/// A file footer that cannot be read, or a batch that does not fit the table.
+pub async fn dedup_replay(table: &Table, records: Vec<(u64, RecordBatch)>) -> Result<Replay> {
+    let mut parts = Vec::new();
+    for (pos, batch) in records {
+        for (hour, part) in table.split_by_hour(&batch)? {
+            parts.push((pos, hour, part));
+        }
+    }
+    let mut hours: Vec<i64> = parts.iter().map(|(_, h, _)| *h).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    let stored = flushed_positions(table, &hours).await?;
+    let mut replay = Replay::default();
+    for (pos, hour, part) in parts {
+        if stored.get(&hour).is_some_and(|&max| pos <= max) {
+            replay.dropped_rows += part.num_rows();
+        } else {
+            replay.keep.push((pos, part));
+        }
+    }
+    Ok(replay)
+}
+
+/// Highest recorded edge position per hour, over the files of the given hours.
+async fn flushed_positions(table: &Table, hours: &[i64]) -> Result<BTreeMap<i64, u64>> {
+    let mut out = BTreeMap::new();
+    let store = table.store();
+    for file in table.snapshot().files {
+        let hour = hour_of(file.min_time);
+        if hours.binary_search(&hour).is_err() {
+            continue;
+        }
+        let meta = read_footer(store.as_ref(), &file.path, file.size).await?;
+        let pos = meta
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == ACK_MAX_KEY))
+            .and_then(|k| k.value.as_deref())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(pos) = pos {
+            let e = out.entry(hour).or_insert(pos);
+            *e = (*e).max(pos);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a Parquet footer with at most two range requests.
+async fn read_footer(store: &dyn ObjectStore, path: &Path, size: u64) -> Result<ParquetMetaData> {
+    let mut want = TAIL_GUESS.min(size);
+    loop {
+        let tail = store
+            .get_range(path, size - want..size)
+            .await
+            .map_err(|e| Error::store("get_range", path, e))?;
+        let mut reader = ParquetMetaDataReader::new().with_page_index_policy(PageIndexPolicy::Skip);
+        match reader.try_parse_sized(&tail, size) {
+            Ok(()) => return Ok(reader.finish()?),
+            Err(ParquetError::NeedMoreData(needed))
+                if (needed as u64) > want && (needed as u64) <= size =>
+            {
+                want = needed as u64;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
