@@ -71,6 +71,41 @@ pub fn gauge_request(points: usize, base_time_ns: u64) -> ExportMetricsServiceRe
     }
 }
 
+/// Ten seconds, the usual export interval, in nanoseconds.
+pub const INTERVAL_NS: i64 = 10_000_000_000;
+
+/// One decoded batch of the [`gauge_request`] fixture: `points` distinct series, one point each.
+///
+/// # Panics
+/// If the fixture does not decode (a bug in the fixture or the decoder).
+pub fn gauge_batch(points: usize, base_time_ns: u64) -> arrow::record_batch::RecordBatch {
+    let limits = phoenix_ingest::DecodeLimits::from_config(&Default::default());
+    phoenix_ingest::decode(&gauge_request(points, base_time_ns), &limits)
+        .ok()
+        .and_then(|d| d.batch)
+        .expect("fixture decodes")
+}
+
+/// `batch` with every timestamp moved by `offset_ns`: the same series one scrape later.
+///
+/// # Panics
+/// If the batch lacks the `time` column of the metrics schema.
+pub fn shift_time(
+    batch: &arrow::record_batch::RecordBatch,
+    offset_ns: i64,
+) -> arrow::record_batch::RecordBatch {
+    use arrow::array::{AsArray, TimestampNanosecondArray};
+    use arrow::datatypes::TimestampNanosecondType;
+    let idx = batch.schema().index_of("time").expect("time column");
+    let times = batch.column(idx).as_primitive::<TimestampNanosecondType>();
+    let shifted: TimestampNanosecondArray = times
+        .unary::<_, TimestampNanosecondType>(|t| t + offset_ns)
+        .with_timezone_opt(times.timezone().map(str::to_string));
+    let mut columns = batch.columns().to_vec();
+    columns[idx] = std::sync::Arc::new(shifted);
+    arrow::record_batch::RecordBatch::try_new(batch.schema(), columns).expect("same schema")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +123,22 @@ mod tests {
             })
             .sum();
         assert_eq!(n, 1000);
+    }
+
+    /// Shifting moves every timestamp by exactly the offset and nothing else.
+    #[test]
+    fn shift_time_moves_only_time() {
+        use arrow::array::AsArray;
+        use arrow::datatypes::TimestampNanosecondType;
+        let b = gauge_batch(100, 1_000);
+        let s = shift_time(&b, INTERVAL_NS);
+        let t0 = b.column(0).as_primitive::<TimestampNanosecondType>();
+        let t1 = s.column(0).as_primitive::<TimestampNanosecondType>();
+        assert!(t0
+            .iter()
+            .zip(t1.iter())
+            .all(|(a, b)| b.zip(a).map(|(b, a)| b - a) == Some(INTERVAL_NS)));
+        assert_eq!(b.schema(), s.schema());
+        assert_eq!(b.column(12), s.column(12));
     }
 }

@@ -297,7 +297,7 @@ impl Writer {
             self.seal();
         }
         while let Some(seg) = self.sealed.front() {
-            if !seg.last_seq.is_some_and(|l| l <= upto) {
+            if seg.last_seq.is_none_or(|l| l > upto) {
                 break;
             }
             let path = seg.path.clone();
