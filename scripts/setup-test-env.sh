@@ -16,7 +16,6 @@ log() { printf '    %s\n' "$*"; }
 # ---- apt packages, installed only if missing ---------------------------------------------------
 missing=()
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)          # C code in zstd-sys, ring
-command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # Debian ships venv/ensurepip separately; `python3 -m venv` fails without it.
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then

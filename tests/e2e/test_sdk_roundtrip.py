@@ -221,7 +221,14 @@ def row_key(r: dict[str, Any]):
 def assert_rows_equal(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
     actual = sorted((normalize(r) for r in actual), key=row_key)
     expected = sorted((normalize(r) for r in expected), key=row_key)
-    assert [row_key(r) for r in actual] == [row_key(r) for r in expected], "row sets differ"
+    keys_a, keys_e = [row_key(r) for r in actual], [row_key(r) for r in expected]
+    if keys_a != keys_e:
+        extra = [k for k in keys_a if k not in keys_e]
+        missing = [k for k in keys_e if k not in keys_a]
+        raise AssertionError(
+            f"row sets differ: {len(actual)} rows vs {len(expected)} expected;"
+            f" missing {missing[:5]}; unexpected {extra[:5]}"
+        )
     for a, e in zip(actual, expected):
         diff = {k: (a.get(k), v) for k, v in e.items() if a.get(k) != v}
         assert not diff, f"row {row_key(e)}: (actual, expected) differ: {diff}"
