@@ -88,6 +88,8 @@ if ((run_rust)); then
     else
         stage "cargo test --workspace" cargo test --workspace --no-fail-fast
     fi
+    # Benchmarks must keep compiling (release profile; reuses the cached target dir).
+    stage "cargo bench --no-run --workspace" cargo bench --no-run --workspace
 else
     section "[2/4] Rust tests: skipped (--no-rust)"
 fi
