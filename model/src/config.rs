@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::pipeline::PipelineConfig;
+
 /// One configuration problem: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigIssue {
@@ -236,12 +238,6 @@ impl Default for KafkaConfig {
     }
 }
 
-/// The processor graph. Processors arrive with the processor-graph issue; today the graph is
-/// receivers → `metrics` sink.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PipelineConfig {}
-
 impl Config {
     /// Loads `file` (or the embedded default when `None`), applies `--set` overrides, validates.
     ///
@@ -377,6 +373,7 @@ impl Config {
                 "`kafka` is not available in this build yet; use `memory`".into(),
             );
         }
+        issues.extend(self.pipeline.validate());
         issues
     }
 }

@@ -39,6 +39,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     init_tracing();
     let prometheus = install_metrics()?;
     phoenix_ingest::metrics::describe();
+    phoenix_processors::metrics::describe();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("phoenix")
@@ -81,23 +82,31 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
         .with_context(|| format!("opening storage at {}", config.storage.url))?;
 
     let wal = open_wal(&config)?;
-    let mut graph = Graph::build(&config, wal.as_ref().map(|o| o.wal.clone()));
+    let mut graph = Graph::build(&config, wal.as_ref().map(|o| o.wal.clone()))
+        .map_err(|e| Failure::Runtime(anyhow!("building the processor graph: {e}")))?;
+    let stages = std::mem::take(&mut graph.stages);
+    let replayed: &[(u64, arrow::record_batch::RecordBatch)] =
+        wal.as_ref().map_or(&[], |o| &o.replay);
     let sink_cancel = CancellationToken::new();
     let mut sinks: Vec<JoinHandle<()>> = Vec::new();
     for sink in std::mem::take(&mut graph.sinks) {
         let table = storage
             .table(&sink.table)
             .with_context(|| format!("opening table {}", sink.table))?;
+        // Each table skips the replayed rows it already stored (tables flush independently).
+        let rx = phoenix_storage::dedup_receiver(&table, replayed, sink.rx)
+            .await
+            .with_context(|| format!("matching the WAL against table {}", sink.table))?;
         let (health, cancel, name) = (health.clone(), sink_cancel.clone(), sink.table.clone());
         sinks.push(tokio::spawn(async move {
-            if let Err(error) = phoenix_storage::run_sink(table, sink.rx, health, cancel).await {
+            if let Err(error) = phoenix_storage::run_sink(table, rx, health, cancel).await {
                 error!(table = %name, %error, "Table sink failed.");
             }
         }));
     }
 
     let wal = match wal {
-        Some(opened) => Some(replay_wal(&storage, &graph, opened).await?),
+        Some(opened) => Some(replay_wal(&graph, opened).await?),
         None => None,
     };
     let (ingress, _) = graph.into_parts();
@@ -174,6 +183,13 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
         sink_cancel.cancel();
         error!("Storage did not finish flushing in time; unflushed data is lost.");
     }
+    // Stages end once the sinks dropped their edges, after relaying their last commits to
+    // the WAL; a stage still running here only delays a WAL release (replay deduplicates).
+    for stage in stages {
+        if tokio::time::timeout(RECEIVER_DRAIN, stage).await.is_err() {
+            warn!("A graph stage did not stop in time.");
+        }
+    }
     api_cancel.cancel();
     match api_task.await {
         Ok(Ok(())) => {}
@@ -218,27 +234,17 @@ fn open_wal(config: &Config) -> Result<Option<Opened>, Failure> {
     Ok(Some(opened))
 }
 
-/// Feeds what the WAL still holds back into the graph, minus rows already in Parquet.
-async fn replay_wal(storage: &Storage, graph: &Graph, opened: Opened) -> Result<Wal, Failure> {
-    let table = storage
-        .table(phoenix_storage::METRICS_TABLE)
-        .context("opening the metrics table")?;
+/// Feeds what the WAL still holds back into the graph; each sink's edge drops the rows its
+/// table already holds (see `phoenix_storage::dedup_receiver`).
+async fn replay_wal(graph: &Graph, opened: Opened) -> Result<Wal, Failure> {
     let records = opened.replay.len();
-    let replay = phoenix_storage::dedup_replay(&table, opened.replay)
-        .await
-        .context("matching the WAL against stored files")?;
-    let rows: usize = replay.keep.iter().map(|(_, b)| b.num_rows()).sum();
+    let rows: usize = opened.replay.iter().map(|(_, b)| b.num_rows()).sum();
     graph
-        .replay(replay.keep)
+        .replay(opened.replay)
         .await
         .map_err(|e| Failure::Runtime(anyhow!("replaying the WAL: {e}")))?;
     if records > 0 {
-        info!(
-            records,
-            rows,
-            already_stored_rows = replay.dropped_rows,
-            "WAL replayed."
-        );
+        info!(records, rows, "WAL replayed.");
     }
     Ok(opened.wal)
 }

@@ -72,6 +72,7 @@ class Server:
     data_dir: Path
     flush_interval_secs: int = 1
     extra_sets: tuple[str, ...] = ()
+    config: Path | None = None  # passed as `--config`; the `--set`s above still apply on top
     grpc_port: int = 0
     http_port: int = 0
     api_port: int = 0
@@ -121,6 +122,8 @@ class Server:
             *self.extra_sets,
         ]
         cmd = [str(phoenix_bin()), "serve"]
+        if self.config is not None:
+            cmd += ["--config", str(self.config)]
         for s in sets:
             cmd += ["--set", s]
         return cmd

@@ -1,0 +1,140 @@
+//! Typed access to the columns of a metrics batch, and map-column helpers.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, Float64Array, MapArray, RecordBatch, StringArray, StructArray, UInt64Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::DataType;
+
+use crate::{Error, Result};
+
+/// The column `name` of `batch` as `T`.
+///
+/// # Errors
+/// [`Error::Column`] when it is missing or of another type.
+pub(crate) fn column<'a, T: Array + 'static>(
+    batch: &'a RecordBatch,
+    name: &'static str,
+) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or(Error::Column(name))
+}
+
+/// A Utf8 column.
+pub(crate) fn strings<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a StringArray> {
+    column::<StringArray>(batch, name)
+}
+
+/// A `Map<Utf8, Utf8>` column with its keys and values.
+pub(crate) fn string_map<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<MapView<'a>> {
+    map_view(column::<MapArray>(batch, name)?, name)
+}
+
+/// A `Map<Utf8, Utf8>` array with its keys and values; `name` labels errors.
+pub(crate) fn map_view<'a>(map: &'a MapArray, name: &'static str) -> Result<MapView<'a>> {
+    let keys = map
+        .keys()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or(Error::Column(name))?;
+    let values = map
+        .values()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or(Error::Column(name))?;
+    Ok(MapView { map, keys, values })
+}
+
+/// A UInt64 column.
+pub(crate) fn u64s<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a UInt64Array> {
+    column::<UInt64Array>(batch, name)
+}
+
+/// A Float64 column.
+pub(crate) fn f64s<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a Float64Array> {
+    column::<Float64Array>(batch, name)
+}
+
+/// A `Map<Utf8, Utf8>` column seen as rows of `(key, value)` entries.
+#[derive(Clone, Copy)]
+pub(crate) struct MapView<'a> {
+    /// The map array (its data type is reused for rebuilt maps).
+    pub map: &'a MapArray,
+    /// Entry keys.
+    pub keys: &'a StringArray,
+    /// Entry values (null for an attribute without a value).
+    pub values: &'a StringArray,
+}
+
+impl<'a> MapView<'a> {
+    /// Entry index range of `row`.
+    #[inline]
+    pub fn range(&self, row: usize) -> std::ops::Range<usize> {
+        let offsets = self.map.value_offsets();
+        offsets[row] as usize..offsets[row + 1] as usize
+    }
+
+    /// Key of entry `i`.
+    #[inline]
+    pub fn key(&self, i: usize) -> &'a str {
+        self.keys.value(i)
+    }
+
+    /// Value of entry `i`, `None` when null.
+    #[inline]
+    pub fn value(&self, i: usize) -> Option<&'a str> {
+        self.values.is_valid(i).then(|| self.values.value(i))
+    }
+
+    /// Value of the first entry of `row` named `key`: `None` when absent, `Some(None)` when
+    /// present without a value.
+    #[inline]
+    pub fn get(&self, row: usize, key: &str) -> Option<Option<&'a str>> {
+        self.range(row)
+            .find(|&i| self.key(i) == key)
+            .map(|i| self.value(i))
+    }
+}
+
+/// Assembles a map column of type `like` from entry keys, values and row offsets.
+///
+/// # Errors
+/// [`Error::Arrow`] when the parts are inconsistent (a bug).
+pub(crate) fn build_map(
+    like: &DataType,
+    keys: ArrayRef,
+    values: ArrayRef,
+    offsets: Vec<i32>,
+) -> Result<ArrayRef> {
+    let DataType::Map(entries_field, ordered) = like else {
+        return Err(Error::Column("map"));
+    };
+    let DataType::Struct(fields) = entries_field.data_type() else {
+        return Err(Error::Column("map"));
+    };
+    let entries = StructArray::try_new(fields.clone(), vec![keys, values], None)?;
+    let offsets = OffsetBuffer::new(offsets.into());
+    let map = MapArray::try_new(entries_field.clone(), offsets, entries, None, *ordered)?;
+    Ok(Arc::new(map))
+}
+
+/// Replaces the named columns of `batch`.
+///
+/// # Errors
+/// [`Error::Column`] for a name not in the schema, [`Error::Arrow`] for a bad column.
+pub(crate) fn replace(
+    batch: &RecordBatch,
+    columns: &[(&'static str, ArrayRef)],
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let mut cols = batch.columns().to_vec();
+    for (name, array) in columns {
+        let i = schema.index_of(name).map_err(|_| Error::Column(name))?;
+        cols[i] = array.clone();
+    }
+    Ok(RecordBatch::try_new(schema, cols)?)
+}
