@@ -37,6 +37,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
         )));
     }
     init_tracing();
+    disable_transparent_huge_pages();
     let prometheus = install_metrics()?;
     phoenix_ingest::metrics::describe();
     phoenix_processors::metrics::describe();
@@ -46,6 +47,16 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(config, prometheus))
+}
+
+/// Opts this process out of transparent huge pages. Under load the allocator returns and
+/// re-faults memory; with THP each fault zeroes 2 MiB, which took over half the server's CPU in
+/// a profile (`clear_page_erms`); without it server CPU per datapoint fell by about 30%.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
+        warn!(%error, "Cannot opt out of transparent huge pages; continuing.");
+    }
 }
 
 fn init_tracing() {
