@@ -73,6 +73,8 @@ class Server:
     flush_interval_secs: int = 1
     extra_sets: tuple[str, ...] = ()
     config: Path | None = None  # passed as `--config`; the `--set`s above still apply on top
+    # Environment overrides for the process; a None value removes an inherited variable.
+    env: dict[str, str | None] = field(default_factory=dict)
     grpc_port: int = 0
     http_port: int = 0
     api_port: int = 0
@@ -139,6 +141,11 @@ class Server:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
+        for k, v in self.env.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         with open(log, "wb") as err:
             self.proc = subprocess.Popen(
                 self.args(),
