@@ -22,7 +22,7 @@ pub use catalog::Storage;
 pub use encode::ACK_MAX_KEY;
 pub use error::{Error, Result};
 pub use layout::{parse_file_name, partition_prefix, HOUR_NANOS};
-pub use replay::{dedup_receiver, dedup_replay, Replay};
+pub use replay::dedup_receiver;
 pub use sink::run_sink;
 pub use store::{build_object_store, OBJECT_STORE_URL};
 pub use table::{FileMeta, FlushReport, Table, TableSnapshot};

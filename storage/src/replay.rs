@@ -31,41 +31,6 @@ use crate::{Error, Result, Table};
 /// Bytes read from a file's end on the first try; footers are usually smaller.
 const TAIL_GUESS: u64 = 64 * 1024;
 
-/// What replay deduplication kept and dropped.
-#[derive(Debug, Default)]
-pub struct Replay {
-    /// Records to feed into the pipeline again, in position order (one per hour part).
-    pub keep: Vec<(u64, RecordBatch)>,
-    /// Rows dropped because a file already holds them.
-    pub dropped_rows: usize,
-}
-
-/// Splits replayed `(position, batch)` records by hour and keeps only rows no file holds yet.
-///
-/// # Errors
-/// A file footer that cannot be read, or a batch that does not fit the table.
-pub async fn dedup_replay(table: &Table, records: Vec<(u64, RecordBatch)>) -> Result<Replay> {
-    let mut parts = Vec::new();
-    for (pos, batch) in records {
-        for (hour, part) in table.split_by_hour(&batch)? {
-            parts.push((pos, hour, part));
-        }
-    }
-    let mut hours: Vec<i64> = parts.iter().map(|(_, h, _)| *h).collect();
-    hours.sort_unstable();
-    hours.dedup();
-    let stored = flushed_positions(table, &hours).await?;
-    let mut replay = Replay::default();
-    for (pos, hour, part) in parts {
-        if stored.get(&hour).is_some_and(|&max| pos <= max) {
-            replay.dropped_rows += part.num_rows();
-        } else {
-            replay.keep.push((pos, part));
-        }
-    }
-    Ok(replay)
-}
-
 /// Wraps the edge of the sink writing `table` so that deliveries at replayed positions (up to
 /// the last of `records`) lose the rows `table` already holds; later deliveries pass as they
 /// are. With nothing to replay, `rx` is returned unwrapped.
