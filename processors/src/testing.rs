@@ -3,11 +3,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Float64Builder, Int32Array, ListBuilder,
-    MapBuilder, RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray, UInt32Array,
-    UInt64Array, UInt64Builder,
+    new_null_array, Array, ArrayRef, BooleanArray, Float64Array, MapBuilder, RecordBatch,
+    StringArray, StringBuilder, TimestampNanosecondArray, UInt32Array, UInt64Array,
 };
-use arrow::datatypes::DataType;
 use phoenix_model::metrics_schema;
 use phoenix_model::schema::col;
 use phoenix_model::series_id::series_id;
@@ -136,22 +134,8 @@ pub(crate) fn batch(rows: &[Row]) -> RecordBatch {
                     .collect::<Float64Array>(),
             ),
             col::FLAGS => Arc::new(UInt32Array::from(vec![0; n])),
-            _ => match field.data_type() {
-                DataType::Float64 => Arc::new(Float64Array::new_null(n)) as ArrayRef,
-                DataType::UInt64 => Arc::new(UInt64Array::new_null(n)),
-                DataType::Int32 => Arc::new(Int32Array::new_null(n)),
-                DataType::List(item) if item.data_type() == &DataType::Float64 => {
-                    let mut b = ListBuilder::new(Float64Builder::new());
-                    (0..n).for_each(|_| b.append_null());
-                    Arc::new(b.finish())
-                }
-                DataType::List(item) if item.data_type() == &DataType::UInt64 => {
-                    let mut b = ListBuilder::new(UInt64Builder::new());
-                    (0..n).for_each(|_| b.append_null());
-                    Arc::new(b.finish())
-                }
-                other => panic!("testing::batch: no rule for {field} of type {other}"),
-            },
+            // Columns the fixture does not set are all null, whatever their type.
+            _ => new_null_array(field.data_type(), n),
         })
         .collect();
     RecordBatch::try_new(schema, columns).expect("batch matches metrics_schema")

@@ -3,11 +3,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Float64Builder, Int32Array, ListBuilder, MapBuilder,
-    RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray, UInt32Array, UInt64Array,
-    UInt64Builder,
+    new_null_array, ArrayRef, BooleanArray, Float64Array, MapBuilder, RecordBatch, StringArray,
+    StringBuilder, TimestampNanosecondArray, UInt32Array, UInt64Array,
 };
-use arrow::datatypes::DataType;
 use phoenix_model::metrics_schema;
 use phoenix_model::schema::col;
 
@@ -85,7 +83,6 @@ pub fn metrics_batch(points: &[TestPoint]) -> RecordBatch {
         }
         Arc::new(b.finish())
     };
-    let null_f64 = || -> ArrayRef { Arc::new(Float64Array::new_null(n)) };
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()
@@ -112,22 +109,8 @@ pub fn metrics_batch(points: &[TestPoint]) -> RecordBatch {
             col::VALUE => Arc::new(points.iter().map(|p| p.value).collect::<Float64Array>()),
             col::SAMPLE_RATE => Arc::new(Float64Array::from(vec![1.0; n])),
             col::FLAGS => Arc::new(UInt32Array::from(vec![0; n])),
-            _ => match field.data_type() {
-                DataType::Float64 => null_f64(),
-                DataType::UInt64 => Arc::new(UInt64Array::new_null(n)),
-                DataType::Int32 => Arc::new(Int32Array::new_null(n)),
-                DataType::List(item) if item.data_type() == &DataType::Float64 => {
-                    let mut b = ListBuilder::new(Float64Builder::new());
-                    (0..n).for_each(|_| b.append_null());
-                    Arc::new(b.finish())
-                }
-                DataType::List(item) if item.data_type() == &DataType::UInt64 => {
-                    let mut b = ListBuilder::new(UInt64Builder::new());
-                    (0..n).for_each(|_| b.append_null());
-                    Arc::new(b.finish())
-                }
-                other => panic!("testing::metrics_batch: no rule for {field} of type {other}"),
-            },
+            // Columns the fixture does not set are all null, whatever their type.
+            _ => new_null_array(field.data_type(), n),
         })
         .collect();
     RecordBatch::try_new(schema, columns).expect("batch matches metrics_schema")
