@@ -219,14 +219,29 @@ impl Default for BusConfig {
     }
 }
 
-/// Kafka connection.
+/// Kafka connection, topics and client settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Bootstrap brokers, `host:port,…`.
     pub brokers: String,
-    /// Prefix of every topic Phoenix uses.
+    /// Prefix of every topic Phoenix uses (`{prefix}ingest`, `{prefix}dlq`).
     pub topic_prefix: String,
+    /// Partitions of topics Phoenix creates when they are missing. Existing topics keep theirs.
+    pub partitions: u32,
+    /// Replication factor of topics Phoenix creates; `-1` takes the broker's default.
+    pub replication_factor: i32,
+    /// Consumer group of processing nodes.
+    pub group_id: String,
+    /// Compression of the Arrow IPC payload: `lz4`, `zstd` or `none`.
+    pub compression: KafkaCompression,
+    /// Largest message produced; bigger batches are split by rows.
+    pub max_message_bytes: usize,
+    /// How long a produced batch may wait for the broker's acknowledgement before ingest
+    /// answers a retryable error.
+    pub delivery_timeout_ms: u64,
+    /// Extra librdkafka properties for every client (e.g. `client.id`), applied last.
+    pub properties: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for KafkaConfig {
@@ -234,7 +249,89 @@ impl Default for KafkaConfig {
         Self {
             brokers: "127.0.0.1:9092".into(),
             topic_prefix: "phoenix.".into(),
+            partitions: 12,
+            replication_factor: -1,
+            group_id: "phoenix-process".into(),
+            compression: KafkaCompression::Lz4,
+            max_message_bytes: 1_000_000,
+            delivery_timeout_ms: 5_000,
+            properties: Default::default(),
         }
+    }
+}
+
+/// Compression of Arrow IPC payloads on Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaCompression {
+    /// LZ4 frame: fast, the default.
+    #[default]
+    Lz4,
+    /// Zstandard: smaller, slower.
+    Zstd,
+    /// Uncompressed.
+    None,
+}
+
+impl KafkaConfig {
+    /// Every problem with these settings, keys relative to `bus.kafka`.
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut issue = |key: &str, reason: String| {
+            issues.push(ConfigIssue {
+                key: format!("bus.kafka.{key}"),
+                reason,
+            })
+        };
+        let brokers: Vec<&str> = self
+            .brokers
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .collect();
+        if brokers.is_empty() {
+            issue("brokers", "must name at least one broker (host:port)".into());
+        }
+        for b in brokers {
+            let port_ok = b
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                issue("brokers", format!("`{b}` is not host:port"));
+            }
+        }
+        // Kafka topic names: at most 249 of [a-zA-Z0-9._-]; the longest suffix is `ingest`.
+        let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if !self.topic_prefix.chars().all(legal) {
+            issue(
+                "topic_prefix",
+                format!(
+                    "`{}` may only contain letters, digits, `.`, `_` and `-`",
+                    self.topic_prefix
+                ),
+            );
+        } else if self.topic_prefix.len() > 240 {
+            issue("topic_prefix", "longer than 240 characters".into());
+        }
+        if self.partitions == 0 {
+            issue("partitions", "must be greater than 0".into());
+        }
+        if self.replication_factor == 0 || self.replication_factor < -1 {
+            issue(
+                "replication_factor",
+                "must be -1 (broker default) or at least 1".into(),
+            );
+        }
+        if self.group_id.trim().is_empty() {
+            issue("group_id", "must not be empty".into());
+        }
+        if self.max_message_bytes < 1024 {
+            issue("max_message_bytes", "must be at least 1024".into());
+        }
+        if self.delivery_timeout_ms == 0 {
+            issue("delivery_timeout_ms", "must be greater than 0".into());
+        }
+        issues
     }
 }
 
@@ -368,10 +465,7 @@ impl Config {
             issue("storage.data_dir", "must not be empty".into());
         }
         if self.bus.kind == BusKind::Kafka {
-            issue(
-                "bus.kind",
-                "`kafka` is not available in this build yet; use `memory`".into(),
-            );
+            issues.extend(self.bus.kafka.validate());
         }
         issues.extend(self.pipeline.validate());
         issues
@@ -528,6 +622,39 @@ mod tests {
             }
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    /// `bus.kind: kafka` is accepted with valid settings; bad Kafka settings are reported by key.
+    #[test]
+    fn kafka_bus_settings() {
+        let c = Config::from_yaml(
+            "t",
+            "bus:\n  kind: kafka\n  kafka:\n    brokers: a:9092,b:9093\n    partitions: 4\n    compression: zstd\n",
+            &[],
+        )
+        .expect("valid kafka config");
+        assert_eq!(c.bus.kind, BusKind::Kafka);
+        assert_eq!(c.bus.kafka.partitions, 4);
+        assert_eq!(c.bus.kafka.compression, KafkaCompression::Zstd);
+        assert_eq!(c.bus.kafka.topic_prefix, "phoenix.");
+        let yaml = "bus:\n  kind: kafka\n  kafka:\n    brokers: nohost\n    topic_prefix: 'a b'\n    partitions: 0\n    group_id: ''\n";
+        match Config::from_yaml("t", yaml, &[]) {
+            Err(ConfigError::Invalid { issues, .. }) => {
+                let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+                assert_eq!(
+                    keys,
+                    [
+                        "bus.kafka.brokers",
+                        "bus.kafka.topic_prefix",
+                        "bus.kafka.partitions",
+                        "bus.kafka.group_id"
+                    ]
+                );
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        // Kafka settings are not checked while the bus is in memory.
+        Config::from_yaml("t", "bus:\n  kafka:\n    partitions: 0\n", &[]).expect("memory bus");
     }
 
     /// Storage URLs are classified by scheme.

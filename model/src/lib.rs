@@ -10,6 +10,7 @@ pub mod pattern;
 pub mod pipeline;
 pub mod schema;
 pub mod series_id;
+pub mod usage;
 
 pub use config::{Config, ConfigError, ConfigIssue, StorageUrl};
 pub use edge::{AckToken, Delivery, EdgeError, EdgeReceiver, EdgeSender};

@@ -6,6 +6,7 @@ mod cli;
 mod config_cmd;
 mod serve;
 mod sql_client;
+mod usage_task;
 
 use std::process::ExitCode;
 

@@ -10,7 +10,7 @@ use phoenix_api::ApiState;
 use phoenix_ingest::Receiver;
 use phoenix_model::config::BusKind;
 use phoenix_model::{Config, EdgeSender, HealthRegistry, Status};
-use phoenix_processors::Graph;
+use phoenix_processors::{Graph, UsageRecorder};
 use phoenix_storage::Storage;
 use phoenix_wal::{Opened, Wal, WalOptions};
 use tokio::net::TcpListener;
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::{Role, ServeArgs};
-use crate::Failure;
+use crate::{usage_task, Failure};
 
 /// How long receivers get to finish in-flight requests after a stop signal.
 const RECEIVER_DRAIN: Duration = Duration::from_secs(10);
@@ -93,7 +93,8 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
         .with_context(|| format!("opening storage at {}", config.storage.url))?;
 
     let wal = open_wal(&config)?;
-    let mut graph = Graph::build(&config, wal.as_ref().map(|o| o.wal.clone()))
+    let usage = config.pipeline.usage.enabled.then(UsageRecorder::new);
+    let mut graph = Graph::build(&config, wal.as_ref().map(|o| o.wal.clone()), usage.clone())
         .map_err(|e| Failure::Runtime(anyhow!("building the processor graph: {e}")))?;
     let stages = std::mem::take(&mut graph.stages);
     let replayed: &[(u64, arrow::record_batch::RecordBatch)] =
@@ -116,6 +117,16 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
         }));
     }
 
+    let usage_cancel = CancellationToken::new();
+    let usage_task = usage.map(|u| {
+        let grace = Duration::from_secs(config.pipeline.usage.grace_secs);
+        tokio::spawn(usage_task::run(
+            u,
+            storage.clone(),
+            grace,
+            usage_cancel.clone(),
+        ))
+    });
     let wal = match wal {
         Some(opened) => Some(replay_wal(&graph, opened).await?),
         None => None,
@@ -193,6 +204,13 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
     if !flushed {
         sink_cancel.cancel();
         error!("Storage did not finish flushing in time; unflushed data is lost.");
+    }
+    // After the sinks: every datapoint written is counted before the last usage rows go out.
+    usage_cancel.cancel();
+    if let Some(task) = usage_task {
+        if tokio::time::timeout(SINK_FLUSH, task).await.is_err() {
+            warn!("Usage accounting did not flush in time.");
+        }
     }
     // Stages end once the sinks dropped their edges, after relaying their last commits to
     // the WAL; a stage still running here only delays a WAL release (replay deduplicates).

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Float64Array, MapArray, RecordBatch, StringArray, StructArray, UInt64Array,
+    Array, ArrayRef, BooleanArray, Float64Array, MapArray, RecordBatch, StringArray, StructArray,
+    UInt64Array,
 };
-use arrow::buffer::OffsetBuffer;
+use arrow::buffer::{BooleanBuffer, OffsetBuffer};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::DataType;
 
 use crate::{Error, Result};
@@ -137,4 +139,20 @@ pub(crate) fn replace(
         cols[i] = array.clone();
     }
     Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+/// The rows of `batch` that `keep` does not keep, projected to the columns usage accounting
+/// reads (`time`, `metric`, `service`, `series_id`), for [`crate::Processor::take_dropped`].
+///
+/// # Errors
+/// [`Error::Column`] when one of those columns is missing.
+pub(crate) fn dropped_rows(batch: &RecordBatch, keep: &BooleanBuffer) -> Result<RecordBatch> {
+    use phoenix_model::schema::col;
+    let schema = batch.schema();
+    let indices = [col::TIME, col::METRIC, col::SERVICE, col::SERIES_ID]
+        .iter()
+        .map(|name| schema.index_of(name).map_err(|_| Error::Column(name)))
+        .collect::<Result<Vec<_>>>()?;
+    let keys = batch.project(&indices)?;
+    Ok(filter_record_batch(&keys, &BooleanArray::new(!keep, None))?)
 }

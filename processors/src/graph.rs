@@ -24,6 +24,7 @@ use crate::memory_edge::memory_edge;
 use crate::processor::build_processor;
 use crate::relay::CommitRelay;
 use crate::stage::{Output, Stage};
+use crate::usage::{Flow, UsageRecorder, UsageTap};
 use crate::wal_edge::{wal_edge, WalSender};
 use crate::{Error, Result};
 
@@ -63,12 +64,13 @@ struct Producer {
 
 impl Graph {
     /// Builds the graph for `config` with in-memory edges and starts its stage tasks; with a
-    /// `wal`, the entry edge writes every batch to it before acknowledging.
+    /// `wal`, the entry edge writes every batch to it before acknowledging; with `usage`, the
+    /// entry edge, every sink edge and every processor's drops are counted there.
     ///
     /// # Errors
     /// [`Error::Config`] for a pipeline that does not validate, [`Error::Build`] for a
     /// processor that does not build, [`Error::NoRuntime`] outside a tokio runtime.
-    pub fn build(config: &Config, wal: Option<Wal>) -> Result<Graph> {
+    pub fn build(config: &Config, wal: Option<Wal>, usage: Option<UsageRecorder>) -> Result<Graph> {
         let pipeline = &config.pipeline;
         let issues = pipeline.validate();
         if !issues.is_empty() {
@@ -92,6 +94,10 @@ impl Graph {
                 }
             };
 
+        let entry_rx: Box<dyn EdgeReceiver> = match &usage {
+            Some(u) => Box::new(UsageTap::new(entry_rx, u.clone(), Flow::In)),
+            None => entry_rx,
+        };
         let sinks_cfg = pipeline.effective_sinks();
         let consumers = consumers(pipeline, &sinks_cfg);
         // Receivers of each (producer, consumer) edge, taken by the consumers below.
@@ -146,6 +152,7 @@ impl Graph {
                 input,
                 outputs: p.outputs,
                 relay: p.relay,
+                usage: None,
             });
         }
         for (id, cfg) in &pipeline.processors {
@@ -160,13 +167,23 @@ impl Graph {
                 input: take_input(id, &cfg.inputs)?,
                 outputs: p.outputs,
                 relay: p.relay,
+                usage: usage.clone(),
             });
         }
         let mut sinks = Vec::with_capacity(sinks_cfg.len());
         for (table, cfg) in &sinks_cfg {
+            let rx = take_input(table, &cfg.inputs)?;
+            let rx: Box<dyn EdgeReceiver> = match &usage {
+                Some(u) => Box::new(UsageTap::new(
+                    rx,
+                    u.clone(),
+                    Flow::Out(Arc::from(table.as_str())),
+                )),
+                None => rx,
+            };
             sinks.push(SinkEdge {
                 table: table.clone(),
-                rx: take_input(table, &cfg.inputs)?,
+                rx,
             });
         }
         // Everything is wired: only now start tasks, so an error above leaves nothing running.

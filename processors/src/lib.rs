@@ -10,6 +10,7 @@
 
 pub mod attributes;
 mod columns;
+mod delta;
 pub mod error;
 pub mod fan_in;
 pub mod filter;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod processor;
 pub mod relay;
 pub mod sample;
+pub mod usage;
 mod series;
 mod stage;
 #[cfg(test)]
@@ -31,4 +33,5 @@ pub use graph::{Graph, SinkEdge, DEFAULT_TABLE};
 pub use memory_edge::{memory_edge, EdgePermit, MemoryReceiver, MemorySender};
 pub use processor::{build_processor, Processor, Registration, REGISTRY};
 pub use relay::RelayReceiver;
+pub use usage::{Flow, UsageRecorder, UsageTap};
 pub use wal_edge::{wal_edge, WalReceiver, WalSender};

@@ -10,9 +10,11 @@ use crate::{attributes, filter, sample, Error, Result};
 
 /// A step of the graph that turns one batch into another.
 ///
-/// Stateless processors implement [`Processor::process`] only. A stateful one (windows, rollups)
-/// returns what is ready from `process`, holds the rest, and emits it from [`Processor::flush`];
-/// the stage will then have to hold back acknowledgements for input it still holds.
+/// Stateless processors implement [`Processor::process`] only. A stateful one (windows,
+/// rollups) implements [`Processor::process_at`], returns what is ready, holds the rest, and
+/// reports through [`Processor::held_since`] the oldest input position it still holds, so the
+/// stage never acknowledges upstream (and the WAL never releases) data that lives only in its
+/// memory; [`Processor::flush`] emits everything at shutdown.
 pub trait Processor: Send {
     /// Processes one batch in the metrics schema; the result may be empty.
     ///
@@ -21,13 +23,34 @@ pub trait Processor: Send {
     /// datapoints as dropped with reason `error`.
     fn process(&mut self, batch: RecordBatch) -> Result<RecordBatch>;
 
-    /// Emits state that is complete once event time reached `watermark_ns` (`None`: at
-    /// shutdown, everything). Stateless processors hold nothing.
+    /// As [`Processor::process`], told the input position (ack token) the batch came with.
+    /// Positions increase from one call to the next.
     ///
     /// # Errors
     /// As [`Processor::process`].
-    fn flush(&mut self, _watermark_ns: Option<i64>) -> Result<Option<RecordBatch>> {
+    fn process_at(&mut self, batch: RecordBatch, _position: u64) -> Result<RecordBatch> {
+        self.process(batch)
+    }
+
+    /// The lowest input position some of whose datapoints are held in state and not yet
+    /// emitted; `None` when nothing is held.
+    fn held_since(&self) -> Option<u64> {
+        None
+    }
+
+    /// Emits everything held (at shutdown, once the input is drained).
+    ///
+    /// # Errors
+    /// As [`Processor::process`].
+    fn flush(&mut self) -> Result<Option<RecordBatch>> {
         Ok(None)
+    }
+
+    /// The rows the last call dropped on purpose (filtered, sampled, too late), for usage
+    /// accounting; `None` when it dropped nothing. Only `time`, `metric`, `service` and
+    /// `series_id` are read.
+    fn take_dropped(&mut self) -> Option<RecordBatch> {
+        None
     }
 }
 

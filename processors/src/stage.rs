@@ -9,6 +9,7 @@ use crate::memory_edge::MemorySender;
 use crate::metrics::{dropped, DATAPOINTS_IN, DATAPOINTS_OUT, REASON_ERROR};
 use crate::processor::Processor;
 use crate::relay::CommitRelay;
+use crate::usage::UsageRecorder;
 
 /// One output edge of a stage.
 pub(crate) struct Output {
@@ -32,6 +33,8 @@ pub(crate) struct Stage {
     pub outputs: Vec<Output>,
     /// Commits of the outputs' consumers.
     pub relay: CommitRelay,
+    /// Usage accounting of deliberately dropped rows.
+    pub usage: Option<UsageRecorder>,
 }
 
 /// Per-stage counters, resolved once.
@@ -58,6 +61,11 @@ impl Stage {
         tracing::debug!(outputs = self.outputs.len(), "Stage started.");
         let mut open = true;
         let mut relayed: Option<AckToken> = None;
+        // Position of the last delivery read; the shutdown flush is sent with it.
+        let mut last: Option<AckToken> = None;
+        // Set once the shutdown flush emitted rows: the consumers' earlier commits may already
+        // cover `last`, so nothing more is committed until they have all stored and closed.
+        let mut final_pending = false;
         loop {
             if !open && self.relay.all_closed() {
                 break;
@@ -67,6 +75,7 @@ impl Stage {
                 () = self.relay.changed() => {}
                 delivery = self.input.recv(), if open => match delivery {
                     Some(d) => {
+                        last = Some(d.ack);
                         if !self.forward(d, &counters).await {
                             tracing::warn!("Every consumer is gone; stage stops reading.");
                             open = false;
@@ -74,12 +83,15 @@ impl Stage {
                     }
                     None => {
                         open = false;
+                        final_pending = self.flush_state(last, &counters).await;
                         // Dropping the senders closes the consumers' edges once drained.
                         self.outputs.clear();
                     }
                 },
             }
-            self.relay_commits(&mut relayed).await;
+            if !final_pending {
+                self.relay_commits(&mut relayed).await;
+            }
         }
         self.relay_commits(&mut relayed).await;
         tracing::debug!("Stage stopped.");
@@ -94,22 +106,51 @@ impl Stage {
                 let rows = d.batch.num_rows() as u64;
                 counters.datapoints_in.increment(rows);
                 let schema = d.batch.schema();
-                let out = p.process(d.batch).unwrap_or_else(|error| {
+                let out = p.process_at(d.batch, d.ack.0).unwrap_or_else(|error| {
                     tracing::error!(%error, rows, "Processor failed; dropping the batch.");
                     counters.errors.increment(rows);
                     RecordBatch::new_empty(schema)
                 });
+                if let (Some(dropped), Some(usage)) = (p.take_dropped(), &self.usage) {
+                    usage.record_dropped(&dropped);
+                }
                 counters.datapoints_out.increment(out.num_rows() as u64);
                 out
             }
         };
+        self.send_all(batch, d.ack).await
+    }
+
+    /// At shutdown: emits what the processor still holds, with the last delivery's token.
+    /// Returns whether anything was sent.
+    async fn flush_state(&mut self, last: Option<AckToken>, counters: &Counters) -> bool {
+        let (Some(p), Some(last)) = (self.processor.as_mut(), last) else {
+            return false;
+        };
+        let out = match p.flush() {
+            Ok(Some(out)) if out.num_rows() > 0 => out,
+            Ok(_) => return false,
+            Err(error) => {
+                tracing::error!(%error, "Processor failed to flush its state at shutdown.");
+                return false;
+            }
+        };
+        tracing::info!(rows = out.num_rows(), "Emitting held state at shutdown.");
+        counters.datapoints_out.increment(out.num_rows() as u64);
+        self.send_all(out, last).await;
+        true
+    }
+
+    /// Sends `batch` with token `ack` to every output, dropping outputs whose consumer is
+    /// gone. Returns false when no output is left.
+    async fn send_all(&mut self, batch: RecordBatch, ack: AckToken) -> bool {
         // Every output gets the delivery, even an empty one, so its token reaches the sinks
         // and comes back as a commit.
         let mut i = 0;
         while i < self.outputs.len() {
             match self.outputs[i].tx.reserve_unbounded_wait().await {
                 Ok(permit) => {
-                    permit.send(batch.clone(), Some(d.ack.0));
+                    permit.send(batch.clone(), Some(ack.0));
                     i += 1;
                 }
                 Err(_closed) => {
@@ -121,11 +162,19 @@ impl Stage {
         !self.outputs.is_empty()
     }
 
-    /// Commits on the input what every consumer has committed, once it advanced.
+    /// Commits on the input what every consumer has committed, once it advanced, but never
+    /// a position whose data the processor still holds.
     async fn relay_commits(&mut self, relayed: &mut Option<AckToken>) {
-        let Some(upto) = self.relay.committed() else {
+        let Some(mut upto) = self.relay.committed() else {
             return;
         };
+        if let Some(held) = self.processor.as_ref().and_then(|p| p.held_since()) {
+            match held.checked_sub(1) {
+                Some(before) if before < upto.0 => upto = AckToken(before),
+                Some(_) => {}
+                None => return,
+            }
+        }
         if relayed.is_some_and(|r| r >= upto) {
             return;
         }
@@ -134,5 +183,161 @@ impl Stage {
             // A later commit covers this position too.
             Err(error) => tracing::warn!(%error, upto = upto.0, "Commit relay failed; will retry."),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use arrow::compute::concat_batches;
+    use async_trait::async_trait;
+    use phoenix_model::{metrics_schema, EdgeError, EdgeSender};
+
+    use super::*;
+    use crate::memory_edge::{memory_edge, MemoryReceiver};
+    use crate::testing::{batch, Row};
+
+    /// Holds every batch until it has seen `release_after` of them, then emits them all.
+    struct HoldBack {
+        held: Vec<RecordBatch>,
+        since: Option<u64>,
+        release_after: usize,
+    }
+
+    impl Processor for HoldBack {
+        fn process(&mut self, _batch: RecordBatch) -> crate::Result<RecordBatch> {
+            unreachable!("the stage calls process_at")
+        }
+
+        fn process_at(&mut self, batch: RecordBatch, position: u64) -> crate::Result<RecordBatch> {
+            self.since.get_or_insert(position);
+            self.held.push(batch);
+            if self.held.len() < self.release_after {
+                return Ok(RecordBatch::new_empty(metrics_schema()));
+            }
+            self.since = None;
+            Ok(concat_batches(
+                &metrics_schema(),
+                &std::mem::take(&mut self.held),
+            )?)
+        }
+
+        fn held_since(&self) -> Option<u64> {
+            self.since
+        }
+
+        fn flush(&mut self) -> crate::Result<Option<RecordBatch>> {
+            self.since = None;
+            let held = std::mem::take(&mut self.held);
+            Ok(Some(concat_batches(&metrics_schema(), &held)?))
+        }
+    }
+
+    /// The stage's input, recording what the stage commits on it.
+    struct Recording {
+        inner: MemoryReceiver,
+        commits: Arc<Mutex<Vec<u64>>>,
+    }
+
+    #[async_trait]
+    impl EdgeReceiver for Recording {
+        async fn recv(&mut self) -> Option<Delivery> {
+            self.inner.recv().await
+        }
+        async fn commit(&mut self, upto: AckToken) -> Result<(), EdgeError> {
+            self.commits.lock().expect("lock").push(upto.0);
+            Ok(())
+        }
+    }
+
+    fn one_row(t: i64) -> RecordBatch {
+        batch(&[Row::gauge("m", "s", t, 1.0)])
+    }
+
+    async fn recv(rx: &mut impl EdgeReceiver) -> Delivery {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("delivery in time")
+            .expect("edge open")
+    }
+
+    /// A stateful processor's held input is never committed upstream, even once the consumer
+    /// committed past it; once emitted it is; at shutdown its state is flushed downstream and
+    /// the last position is committed only after the consumer stored that and closed.
+    #[tokio::test]
+    async fn held_state_blocks_commits_and_is_flushed_at_shutdown() {
+        let (tx, rx) = memory_edge("in", 8, Duration::from_secs(1), Duration::from_secs(1));
+        let commits = Arc::new(Mutex::new(Vec::new()));
+        let mut relay = CommitRelay::default();
+        let (out_tx, mut out_rx) = relay.edge("out", 8);
+        let stage = Stage {
+            id: "hold".into(),
+            type_name: "test".into(),
+            processor: Some(Box::new(HoldBack {
+                held: Vec::new(),
+                since: None,
+                release_after: 2,
+            })),
+            input: Box::new(Recording {
+                inner: rx,
+                commits: commits.clone(),
+            }),
+            outputs: vec![Output {
+                consumer: "out".into(),
+                tx: out_tx,
+            }],
+            relay,
+            usage: None,
+        };
+        let task = tokio::spawn(stage.run());
+
+        tx.send(one_row(1)).await.expect("room");
+        let d = recv(&mut out_rx).await;
+        assert_eq!((d.ack, d.batch.num_rows()), (AckToken(1), 0), "held back");
+        out_rx.commit(AckToken(1)).await.expect("commit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            commits.lock().expect("lock").iter().all(|&c| c < 1),
+            "position 1 is held: it may not be committed"
+        );
+
+        tx.send(one_row(2)).await.expect("room");
+        let d = recv(&mut out_rx).await;
+        assert_eq!(
+            (d.ack, d.batch.num_rows()),
+            (AckToken(2), 2),
+            "both emitted"
+        );
+        out_rx.commit(AckToken(2)).await.expect("commit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(commits.lock().expect("lock").last(), Some(&2));
+
+        tx.send(one_row(3)).await.expect("room");
+        let d = recv(&mut out_rx).await;
+        assert_eq!(d.batch.num_rows(), 0, "held back");
+        // The consumer has stored position 3's (empty) delivery: still held by the stage.
+        out_rx.commit(AckToken(3)).await.expect("commit");
+        drop(tx);
+        let d = recv(&mut out_rx).await;
+        assert_eq!(
+            (d.ack, d.batch.num_rows()),
+            (AckToken(3), 1),
+            "shutdown flush"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            commits.lock().expect("lock").last(),
+            Some(&2),
+            "3 waits until the consumer stored the flush and closed"
+        );
+        out_rx.commit(AckToken(3)).await.expect("commit");
+        drop(out_rx);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stage stops")
+            .expect("stage task");
+        assert_eq!(commits.lock().expect("lock").last(), Some(&3));
     }
 }

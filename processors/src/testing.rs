@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, BooleanArray, Float64Array, MapBuilder, RecordBatch,
-    StringArray, StringBuilder, TimestampNanosecondArray, UInt32Array, UInt64Array,
+    new_null_array, Array, ArrayRef, BooleanArray, Float64Array, Float64Builder, ListArray,
+    ListBuilder, MapBuilder, RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray,
+    UInt32Array, UInt64Array, UInt64Builder,
 };
 use phoenix_model::metrics_schema;
 use phoenix_model::schema::col;
@@ -27,6 +28,22 @@ pub(crate) struct Row {
     pub series_id: u64,
     pub value: Option<f64>,
     pub sample_rate: f64,
+    /// Sum / histogram fields (`None` for gauges).
+    pub hist: HistFields,
+}
+
+/// The `start_time`, `temporality`, `monotonic` and histogram columns of a [`Row`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct HistFields {
+    pub start_ns: Option<i64>,
+    pub temporality: Option<String>,
+    pub monotonic: Option<bool>,
+    pub count: Option<u64>,
+    pub sum: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub bounds: Option<Vec<f64>>,
+    pub bucket_counts: Option<Vec<u64>>,
 }
 
 impl Row {
@@ -42,8 +59,55 @@ impl Row {
             series_id: 0,
             value: Some(v),
             sample_rate: 1.0,
+            hist: HistFields::default(),
         };
         r.rehash();
+        r
+    }
+
+    /// A monotonic sum of `metric` with `temporality` (`delta` / `cumulative`), start
+    /// `start_ns`, value `v`.
+    pub fn sum(
+        metric: &str,
+        svc: &str,
+        temporality: &str,
+        start_ns: Option<i64>,
+        time_ns: i64,
+        v: f64,
+    ) -> Row {
+        let mut r = Row::gauge(metric, svc, time_ns, v).kind("sum");
+        r.hist.start_ns = start_ns;
+        r.hist.temporality = Some(temporality.into());
+        r.hist.monotonic = Some(true);
+        r
+    }
+
+    /// An explicit-bucket histogram with `temporality`, `bounds` and `buckets` (count is their
+    /// total), sum `sum`, no min/max.
+    #[allow(clippy::too_many_arguments)] // One field per column.
+    pub fn histogram(
+        metric: &str,
+        svc: &str,
+        temporality: &str,
+        start_ns: Option<i64>,
+        time_ns: i64,
+        bounds: &[f64],
+        buckets: &[u64],
+        sum: Option<f64>,
+    ) -> Row {
+        let mut r = Row::gauge(metric, svc, time_ns, 0.0).kind("histogram");
+        r.value = None;
+        r.hist = HistFields {
+            start_ns,
+            temporality: Some(temporality.into()),
+            monotonic: None,
+            count: Some(buckets.iter().sum()),
+            sum,
+            min: None,
+            max: None,
+            bounds: Some(bounds.to_vec()),
+            bucket_counts: Some(buckets.to_vec()),
+        };
         r
     }
 
@@ -114,13 +178,44 @@ pub(crate) fn batch(rows: &[Row]) -> RecordBatch {
                 TimestampNanosecondArray::from(rows.iter().map(|r| r.time_ns).collect::<Vec<_>>())
                     .with_timezone("UTC"),
             ) as ArrayRef,
-            col::START_TIME => {
-                Arc::new(TimestampNanosecondArray::new_null(n).with_timezone("UTC")) as ArrayRef
-            }
+            col::START_TIME => Arc::new(
+                rows.iter()
+                    .map(|r| r.hist.start_ns)
+                    .collect::<TimestampNanosecondArray>()
+                    .with_timezone("UTC"),
+            ) as ArrayRef,
             col::METRIC => strs(&|r| Some(r.metric.clone())),
             col::KIND => strs(&|r| Some(r.kind.clone())),
-            col::TEMPORALITY => strs(&|_| None),
-            col::MONOTONIC => Arc::new(BooleanArray::new_null(n)),
+            col::TEMPORALITY => strs(&|r| r.hist.temporality.clone()),
+            col::MONOTONIC => Arc::new(
+                rows.iter()
+                    .map(|r| r.hist.monotonic)
+                    .collect::<BooleanArray>(),
+            ),
+            col::COUNT => Arc::new(rows.iter().map(|r| r.hist.count).collect::<UInt64Array>()),
+            col::SUM => Arc::new(rows.iter().map(|r| r.hist.sum).collect::<Float64Array>()),
+            col::MIN => Arc::new(rows.iter().map(|r| r.hist.min).collect::<Float64Array>()),
+            col::MAX => Arc::new(rows.iter().map(|r| r.hist.max).collect::<Float64Array>()),
+            col::BOUNDS => {
+                let mut b = ListBuilder::new(Float64Builder::new());
+                for r in rows {
+                    match &r.hist.bounds {
+                        Some(v) => b.append_value(v.iter().map(|x| Some(*x))),
+                        None => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            col::BUCKET_COUNTS => {
+                let mut b = ListBuilder::new(UInt64Builder::new());
+                for r in rows {
+                    match &r.hist.bucket_counts {
+                        Some(v) => b.append_value(v.iter().map(|x| Some(*x))),
+                        None => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
             col::UNIT => strs(&|_| Some(String::new())),
             col::SERVICE => strs(&|r| Some(r.service.clone())),
             col::RESOURCE => map(&|r| &r.resource),
@@ -156,6 +251,27 @@ pub(crate) fn rows(batch: &RecordBatch) -> Vec<Row> {
     let ids = u64s(batch, col::SERIES_ID).expect("series_id");
     let value = f64s(batch, col::VALUE).expect("value");
     let rate = f64s(batch, col::SAMPLE_RATE).expect("sample_rate");
+    let start = batch
+        .column_by_name(col::START_TIME)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .expect("start_time");
+    let temporality = strings(batch, col::TEMPORALITY).expect("temporality");
+    let monotonic = batch
+        .column_by_name(col::MONOTONIC)
+        .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
+        .expect("monotonic");
+    let count = u64s(batch, col::COUNT).expect("count");
+    let sum = f64s(batch, col::SUM).expect("sum");
+    let min = f64s(batch, col::MIN).expect("min");
+    let max = f64s(batch, col::MAX).expect("max");
+    let list = |name: &'static str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<ListArray>())
+            .expect("list column")
+    };
+    let (bounds, buckets) = (list(col::BOUNDS), list(col::BUCKET_COUNTS));
+    let f = |a: &Float64Array, i: usize| a.is_valid(i).then(|| a.value(i));
     (0..batch.num_rows())
         .map(|i| Row {
             time_ns: time.value(i),
@@ -178,6 +294,27 @@ pub(crate) fn rows(batch: &RecordBatch) -> Vec<Row> {
             series_id: ids.value(i),
             value: value.is_valid(i).then(|| value.value(i)),
             sample_rate: rate.value(i),
+            hist: HistFields {
+                start_ns: start.is_valid(i).then(|| start.value(i)),
+                temporality: temporality
+                    .is_valid(i)
+                    .then(|| temporality.value(i).to_string()),
+                monotonic: monotonic.is_valid(i).then(|| monotonic.value(i)),
+                count: count.is_valid(i).then(|| count.value(i)),
+                sum: f(sum, i),
+                min: f(min, i),
+                max: f(max, i),
+                bounds: bounds.is_valid(i).then(|| {
+                    let v = bounds.value(i);
+                    let v = v.as_any().downcast_ref::<Float64Array>().expect("f64 list");
+                    v.values().to_vec()
+                }),
+                bucket_counts: buckets.is_valid(i).then(|| {
+                    let v = buckets.value(i);
+                    let v = v.as_any().downcast_ref::<UInt64Array>().expect("u64 list");
+                    v.values().to_vec()
+                }),
+            },
         })
         .collect()
 }

@@ -103,6 +103,9 @@ struct Inner {
     flush_lock: tokio::sync::Mutex<()>,
     flush_errors: AtomicU64,
     last_flush_unix_ms: AtomicU64,
+    /// Rows and bytes this process wrote, for [`Table::bytes_per_row`].
+    rows_written: AtomicU64,
+    bytes_written: AtomicU64,
 }
 
 /// A table: Parquet files plus an in-memory buffer. Cheap to clone; clones share state.
@@ -146,8 +149,17 @@ impl Table {
                 flush_lock: tokio::sync::Mutex::new(()),
                 flush_errors: AtomicU64::new(0),
                 last_flush_unix_ms: AtomicU64::new(0),
+                rows_written: AtomicU64::new(0),
+                bytes_written: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Parquet bytes per row over the files this process wrote; `None` before the first.
+    pub fn bytes_per_row(&self) -> Option<f64> {
+        let rows = self.inner.rows_written.load(Ordering::Relaxed);
+        let bytes = self.inner.bytes_written.load(Ordering::Relaxed);
+        (rows > 0).then(|| bytes as f64 / rows as f64)
     }
 
     /// The table name.
@@ -271,7 +283,12 @@ impl Table {
             match self.write_partition(hour, &chunks).await {
                 Ok(meta) => {
                     self.commit_partition(hour, &chunks, meta.clone());
-                    report.rows += meta.rows.unwrap_or(0);
+                    let rows = meta.rows.unwrap_or(0);
+                    self.inner.rows_written.fetch_add(rows, Ordering::Relaxed);
+                    self.inner
+                        .bytes_written
+                        .fetch_add(meta.size, Ordering::Relaxed);
+                    report.rows += rows;
                     report.bytes += meta.size;
                     report.files.push(meta);
                 }

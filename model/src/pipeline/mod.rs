@@ -15,20 +15,28 @@
 //! parsed here (so a bad one names its full key path) and checked by [`PipelineConfig::validate`]
 //! with the graph itself (unknown inputs, cycles, duplicate ids, orphans).
 
+mod aggregate;
 mod attributes;
+mod cardinality_limit;
 mod filter;
 mod graph_check;
 mod sample;
+mod temporality;
+mod usage;
 
 use std::collections::BTreeMap;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use aggregate::{AggregateConfig, GaugeFunction, Interval, LatePolicy, OutputTemporality};
 pub use attributes::{AttributeAction, AttributesConfig, Rename};
+pub use cardinality_limit::CardinalityLimitConfig;
 pub use filter::{FilterConfig, MatchConfig, MetricKind};
 pub use graph_check::valid_table_name;
 pub use sample::SampleConfig;
+pub use temporality::{InitialValueMode, TargetTemporality, TemporalityConfig};
+pub use usage::UsageConfig;
 
 use crate::config::ConfigIssue;
 
@@ -45,6 +53,8 @@ pub struct PipelineConfig {
     pub processors: BTreeMap<String, ProcessorConfig>,
     /// Table sinks by table name.
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// Usage accounting (the `usage` table).
+    pub usage: UsageConfig,
 }
 
 /// One table sink.
@@ -76,6 +86,12 @@ pub enum ProcessorParams {
     Attributes(AttributesConfig),
     /// `type: sample`.
     Sample(SampleConfig),
+    /// `type: temporality`.
+    Temporality(TemporalityConfig),
+    /// `type: cardinality_limit`.
+    CardinalityLimit(CardinalityLimitConfig),
+    /// `type: aggregate`.
+    Aggregate(AggregateConfig),
     /// Parameters that did not parse; [`PipelineConfig::validate`] reports them.
     #[serde(skip_serializing)]
     Invalid(InvalidParams),
@@ -105,6 +121,15 @@ const TYPES: &[(&str, ParseFn)] = &[
     (SampleConfig::TYPE, |v| {
         parse_as::<SampleConfig>(v).map(ProcessorParams::Sample)
     }),
+    (TemporalityConfig::TYPE, |v| {
+        parse_as::<TemporalityConfig>(v).map(ProcessorParams::Temporality)
+    }),
+    (CardinalityLimitConfig::TYPE, |v| {
+        parse_as::<CardinalityLimitConfig>(v).map(ProcessorParams::CardinalityLimit)
+    }),
+    (AggregateConfig::TYPE, |v| {
+        parse_as::<AggregateConfig>(v).map(ProcessorParams::Aggregate)
+    }),
 ];
 
 /// Names of every processor type, for messages.
@@ -126,6 +151,9 @@ impl ProcessorParams {
             ProcessorParams::Filter(_) => FilterConfig::TYPE,
             ProcessorParams::Attributes(_) => AttributesConfig::TYPE,
             ProcessorParams::Sample(_) => SampleConfig::TYPE,
+            ProcessorParams::Temporality(_) => TemporalityConfig::TYPE,
+            ProcessorParams::CardinalityLimit(_) => CardinalityLimitConfig::TYPE,
+            ProcessorParams::Aggregate(_) => AggregateConfig::TYPE,
             ProcessorParams::Invalid(i) => &i.type_name,
         }
     }
@@ -135,6 +163,9 @@ impl ProcessorParams {
             ProcessorParams::Filter(c) => c.validate(key, issues),
             ProcessorParams::Attributes(c) => c.validate(key, issues),
             ProcessorParams::Sample(c) => c.validate(key, issues),
+            ProcessorParams::Temporality(c) => c.validate(key, issues),
+            ProcessorParams::CardinalityLimit(c) => c.validate(key, issues),
+            ProcessorParams::Aggregate(c) => c.validate(key, issues),
             ProcessorParams::Invalid(i) => {
                 let key = if i.key.is_empty() || i.key == "." {
                     key.to_string()
@@ -218,6 +249,7 @@ impl PipelineConfig {
                 .validate(&format!("pipeline.processors.{id}"), &mut issues);
         }
         graph_check::check(self, &mut issues);
+        self.usage.validate(&mut issues);
         issues
     }
 }

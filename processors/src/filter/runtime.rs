@@ -7,7 +7,7 @@ use phoenix_model::pattern::{AnyOf, Matcher};
 use phoenix_model::schema::col;
 
 use super::metrics::FilterMetrics;
-use crate::columns::{string_map, strings, MapView};
+use crate::columns::{dropped_rows, string_map, strings, MapView};
 use crate::processor::Processor;
 use crate::Result;
 
@@ -93,6 +93,8 @@ pub struct Filter {
     keep: Option<Condition>,
     drop: Option<Condition>,
     metrics: FilterMetrics,
+    /// Rows the last batch filtered out, for usage accounting.
+    dropped: Option<RecordBatch>,
 }
 
 impl Filter {
@@ -105,6 +107,7 @@ impl Filter {
             keep,
             drop,
             metrics,
+            dropped: None,
         }
     }
 
@@ -145,9 +148,14 @@ impl Processor for Filter {
             return Ok(batch);
         }
         self.metrics.filtered.increment((rows - kept) as u64);
+        self.dropped = Some(dropped_rows(&batch, &mask)?);
         if kept == 0 {
             return Ok(batch.slice(0, 0));
         }
         Ok(filter_record_batch(&batch, &BooleanArray::new(mask, None))?)
+    }
+
+    fn take_dropped(&mut self) -> Option<RecordBatch> {
+        self.dropped.take()
     }
 }

@@ -84,7 +84,8 @@ fn mixed(n: i64) -> Vec<Row> {
 #[tokio::test]
 async fn default_graph_is_entry_edge_to_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut graph = Graph::build(&Config::default(), Some(open_wal(dir.path()))).expect("builds");
+    let mut graph =
+        Graph::build(&Config::default(), Some(open_wal(dir.path())), None).expect("builds");
     assert!(graph.stages.is_empty());
     assert_eq!(graph.sinks.len(), 1);
     assert_eq!(graph.sinks[0].table, DEFAULT_TABLE);
@@ -102,7 +103,7 @@ async fn default_graph_is_entry_edge_to_metrics() {
 /// Without a WAL the default graph still feeds `metrics` from an in-memory entry edge.
 #[tokio::test]
 async fn default_graph_without_wal() {
-    let mut graph = Graph::build(&Config::default(), None).expect("builds");
+    let mut graph = Graph::build(&Config::default(), None, None).expect("builds");
     graph
         .ingress
         .send(arrow::record_batch::RecordBatch::new_empty(metrics_schema()))
@@ -126,7 +127,8 @@ const FAN_OUT: &str = r#"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_releases_wal_after_every_sink() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut graph = Graph::build(&config(FAN_OUT), Some(open_wal(dir.path()))).expect("builds");
+    let mut graph =
+        Graph::build(&config(FAN_OUT), Some(open_wal(dir.path())), None).expect("builds");
     assert_eq!(graph.stages.len(), 2, "receivers' fan-out and the filter");
     let inputs = [
         mixed(6),
@@ -201,7 +203,8 @@ const FAN_IN: &str = r#"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_in_merges_in_lockstep() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut graph = Graph::build(&config(FAN_IN), Some(open_wal(dir.path()))).expect("builds");
+    let mut graph =
+        Graph::build(&config(FAN_IN), Some(open_wal(dir.path())), None).expect("builds");
     for n in [4, 5] {
         graph.ingress.send(batch(&mixed(n))).await.expect("room");
     }
@@ -228,7 +231,8 @@ async fn fan_in_merges_in_lockstep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_relays_final_commits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut graph = Graph::build(&config(FAN_OUT), Some(open_wal(dir.path()))).expect("builds");
+    let mut graph =
+        Graph::build(&config(FAN_OUT), Some(open_wal(dir.path())), None).expect("builds");
     for _ in 0..3 {
         graph.ingress.send(batch(&mixed(2))).await.expect("room");
     }
@@ -270,11 +274,45 @@ async fn invalid_pipeline_is_refused() {
             inputs: vec!["nope".into()],
         },
     );
-    match Graph::build(&c, None) {
+    match Graph::build(&c, None, None) {
         Err(Error::Config(msg)) => {
             assert!(msg.contains("pipeline.sinks.orphaned.inputs[0]"), "{msg}")
         }
         Err(other) => panic!("expected a config error, got {other}"),
         Ok(_) => panic!("expected a config error"),
     }
+}
+
+/// Usage accounting through a fan-out graph: every row entering counts as in, each sink's
+/// rows count as out (both tables), and the filter's rows as dropped, per metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_counts_in_out_and_dropped() {
+    let usage = crate::UsageRecorder::new();
+    let mut graph = Graph::build(&config(FAN_OUT), None, Some(usage.clone())).expect("builds");
+    let input = mixed(10);
+    graph.ingress.send(batch(&input)).await.expect("room");
+    let _ = recv(sink(&mut graph, "raw")).await;
+    let _ = recv(sink(&mut graph, "filtered")).await;
+    let out = usage
+        .drain(None, |_| 0.0)
+        .expect("drains")
+        .expect("one minute");
+    let metric = out
+        .column_by_name("metric")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+        .expect("metric");
+    let u = |name: &str| {
+        out.column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
+            .expect("u64 column")
+            .values()
+            .to_vec()
+    };
+    assert_eq!(metric.value(0), "debug.x");
+    assert_eq!(metric.value(1), "http.requests");
+    // 5 points each; debug.x reaches only `raw`, http.requests both sinks.
+    assert_eq!(u("datapoints_in"), vec![5, 5]);
+    assert_eq!(u("datapoints_out"), vec![5, 10]);
+    assert_eq!(u("datapoints_dropped"), vec![5, 0]);
+    assert_eq!(u("series_in"), vec![1, 1]);
 }

@@ -14,7 +14,7 @@ use phoenix_model::schema::col;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::metrics::SampleMetrics;
-use crate::columns::{f64s, replace, strings, u64s};
+use crate::columns::{dropped_rows, f64s, replace, strings, u64s};
 use crate::processor::Processor;
 use crate::Result;
 
@@ -45,6 +45,8 @@ pub struct Sample {
     /// Metrics sampled; empty samples all.
     metric: AnyOf,
     metrics: SampleMetrics,
+    /// Rows of series the last batch did not keep, for usage accounting.
+    dropped: Option<RecordBatch>,
 }
 
 impl Sample {
@@ -55,6 +57,7 @@ impl Sample {
             threshold: threshold(ratio),
             metric,
             metrics,
+            dropped: None,
         }
     }
 
@@ -115,9 +118,14 @@ impl Processor for Sample {
             return Ok(batch);
         }
         self.metrics.sampled.increment((rows - kept) as u64);
+        self.dropped = Some(dropped_rows(&batch, &keep)?);
         if kept == 0 {
             return Ok(batch.slice(0, 0));
         }
         Ok(filter_record_batch(&batch, &BooleanArray::new(keep, None))?)
+    }
+
+    fn take_dropped(&mut self) -> Option<RecordBatch> {
+        self.dropped.take()
     }
 }

@@ -1,0 +1,1 @@
+//! Kafka transport for Phoenix graph edges.

@@ -1,0 +1,302 @@
+//! Usage accounting: per minute (of event time), metric and service, the datapoints that
+//! entered the graph, that its sinks wrote and that its processors dropped, with distinct
+//! series in and out. The cost features read the `usage` table this feeds, so every count is
+//! exact: the entry edge, each sink edge and each processor's deliberate drops are tapped.
+//!
+//! A minute's row is taken out by [`UsageRecorder::drain`] once the minute is closed (its end
+//! plus a grace long enough for windows downstream to emit). Points that arrive for a minute
+//! already drained start a new row for it: sum the counters over rows of one minute (their
+//! series counts may overlap).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampNanosecondArray, UInt64Array};
+use async_trait::async_trait;
+use phoenix_model::schema::col;
+use phoenix_model::usage::usage_schema;
+use phoenix_model::{AckToken, Delivery, EdgeError, EdgeReceiver};
+
+use crate::columns::{column, strings, u64s};
+use crate::Result;
+
+const MINUTE_NS: i64 = 60_000_000_000;
+
+/// Where a batch was seen.
+#[derive(Debug, Clone)]
+pub enum Flow {
+    /// Entering the graph.
+    In,
+    /// Written by the sink of this table.
+    Out(Arc<str>),
+    /// Dropped by a processor on purpose.
+    Dropped,
+}
+
+/// Counters of one (minute, metric, service).
+#[derive(Debug, Default)]
+struct Counts {
+    datapoints_in: u64,
+    datapoints_out: u64,
+    dropped: u64,
+    series_in: HashSet<u64>,
+    series_out: HashSet<u64>,
+    /// Rows written per table, to estimate bytes with each table's bytes per row.
+    out_by_table: Vec<(Arc<str>, u64)>,
+}
+
+type Services = HashMap<Box<str>, Counts>;
+
+/// Open minutes, each by metric then service.
+#[derive(Debug, Default)]
+struct State {
+    minutes: BTreeMap<i64, HashMap<Box<str>, Services>>,
+}
+
+/// Shared usage accounting of one graph. Cheap to clone; clones share state.
+#[derive(Debug, Clone, Default)]
+pub struct UsageRecorder {
+    state: Arc<Mutex<State>>,
+}
+
+impl UsageRecorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts the rows of `batch` (metrics schema; only `time`, `metric`, `service` and
+    /// `series_id` are read) as `flow`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Column`] when one of those columns is missing.
+    pub fn record(&self, batch: &RecordBatch, flow: &Flow) -> Result<()> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let time = column::<TimestampNanosecondArray>(batch, col::TIME)?;
+        let metric = strings(batch, col::METRIC)?;
+        let service = strings(batch, col::SERVICE)?;
+        let ids = u64s(batch, col::SERIES_ID)?;
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut start = 0;
+        // Decoded batches hold long runs of one metric and service within one minute: look
+        // the counters up once per run.
+        while start < rows {
+            let minute = time.value(start).div_euclid(MINUTE_NS) * MINUTE_NS;
+            let (m, s) = (metric.value(start), service.value(start));
+            let mut end = start + 1;
+            while end < rows
+                && time.value(end).div_euclid(MINUTE_NS) * MINUTE_NS == minute
+                && metric.value(end) == m
+                && service.value(end) == s
+            {
+                end += 1;
+            }
+            let counts = counts_mut(&mut st, minute, m, s);
+            let n = (end - start) as u64;
+            let run = &ids.values()[start..end];
+            match flow {
+                Flow::In => {
+                    counts.datapoints_in += n;
+                    counts.series_in.extend(run.iter().copied());
+                }
+                Flow::Out(table) => {
+                    counts.datapoints_out += n;
+                    counts.series_out.extend(run.iter().copied());
+                    match counts.out_by_table.iter_mut().find(|(t, _)| t == table) {
+                        Some((_, rows)) => *rows += n,
+                        None => counts.out_by_table.push((Arc::clone(table), n)),
+                    }
+                }
+                Flow::Dropped => counts.dropped += n,
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Counts deliberately dropped rows (see [`UsageRecorder::record`]); a batch that is not
+    /// in the metrics schema is logged and skipped.
+    pub fn record_dropped(&self, batch: &RecordBatch) {
+        if let Err(error) = self.record(batch, &Flow::Dropped) {
+            tracing::warn!(%error, "Usage accounting skipped a dropped batch.");
+        }
+    }
+
+    /// Minutes held.
+    pub fn open_minutes(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .minutes
+            .len()
+    }
+
+    /// Takes out the rows of minutes starting before `before_ns` (every minute for `None`)
+    /// as a batch in the `usage` schema; `bytes_per_row(table)` estimates the stored bytes of
+    /// each table's rows. `None` when no minute is due.
+    ///
+    /// # Errors
+    /// [`crate::Error::Arrow`] when the batch cannot be assembled (a bug).
+    pub fn drain(
+        &self,
+        before_ns: Option<i64>,
+        bytes_per_row: impl Fn(&str) -> f64,
+    ) -> Result<Option<RecordBatch>> {
+        let due = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match before_ns {
+                None => std::mem::take(&mut st.minutes),
+                Some(before) => {
+                    let keep = st.minutes.split_off(&before);
+                    std::mem::replace(&mut st.minutes, keep)
+                }
+            }
+        };
+        if due.is_empty() {
+            return Ok(None);
+        }
+        let mut minute = Vec::new();
+        let mut metric = StringBuilder::new();
+        let mut service = StringBuilder::new();
+        let mut cols: [Vec<u64>; 6] = Default::default();
+        for (m, metrics) in due {
+            // Sorted, so the rows of one drain come out in a stable order.
+            let metrics: BTreeMap<_, _> = metrics.into_iter().collect();
+            for (name, services) in metrics {
+                let services: BTreeMap<_, _> = services.into_iter().collect();
+                for (svc, c) in services {
+                    minute.push(m);
+                    metric.append_value(&name);
+                    service.append_value(&svc);
+                    let bytes: f64 = c
+                        .out_by_table
+                        .iter()
+                        .map(|(t, rows)| *rows as f64 * bytes_per_row(t))
+                        .sum();
+                    let row = [
+                        c.datapoints_in,
+                        c.datapoints_out,
+                        c.dropped,
+                        c.series_in.len() as u64,
+                        c.series_out.len() as u64,
+                        bytes.round() as u64,
+                    ];
+                    for (col, v) in cols.iter_mut().zip(row) {
+                        col.push(v);
+                    }
+                }
+            }
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from(minute).with_timezone("UTC")),
+            Arc::new(metric.finish()),
+            Arc::new(service.finish()),
+        ];
+        columns.extend(
+            cols.into_iter()
+                .map(|c| Arc::new(UInt64Array::from(c)) as ArrayRef),
+        );
+        Ok(Some(RecordBatch::try_new(usage_schema(), columns)?))
+    }
+}
+
+/// The counters of one key. Called once per run of equal keys, so the two small key copies
+/// per run are cheap next to the rows they cover.
+fn counts_mut<'a>(st: &'a mut State, minute: i64, metric: &str, service: &str) -> &'a mut Counts {
+    st.minutes
+        .entry(minute)
+        .or_default()
+        .entry(Box::from(metric))
+        .or_default()
+        .entry(Box::from(service))
+        .or_default()
+}
+
+/// An edge receiver that counts every batch it delivers as `flow`.
+pub struct UsageTap {
+    inner: Box<dyn EdgeReceiver>,
+    usage: UsageRecorder,
+    flow: Flow,
+}
+
+impl UsageTap {
+    /// Wraps `inner`.
+    pub fn new(inner: Box<dyn EdgeReceiver>, usage: UsageRecorder, flow: Flow) -> Self {
+        UsageTap { inner, usage, flow }
+    }
+}
+
+#[async_trait]
+impl EdgeReceiver for UsageTap {
+    async fn recv(&mut self) -> Option<Delivery> {
+        let d = self.inner.recv().await?;
+        if let Err(error) = self.usage.record(&d.batch, &self.flow) {
+            tracing::warn!(%error, "Usage accounting skipped a batch.");
+        }
+        Some(d)
+    }
+
+    async fn commit(&mut self, upto: AckToken) -> Result<(), EdgeError> {
+        self.inner.commit(upto).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{batch, Row};
+
+    /// Counts land in the event-time minute of each row, series are distinct per minute, and
+    /// drains take only closed minutes.
+    #[test]
+    fn counts_by_minute_metric_service() {
+        let usage = UsageRecorder::new();
+        let m0 = 60 * MINUTE_NS;
+        let rows = vec![
+            Row::gauge("a", "s1", m0 + 1, 1.0).attr("k", "1"),
+            Row::gauge("a", "s1", m0 + 2, 1.0).attr("k", "1"),
+            Row::gauge("a", "s1", m0 + 3, 1.0).attr("k", "2"),
+            Row::gauge("a", "s2", m0 + 4, 1.0),
+            Row::gauge("a", "s1", m0 + MINUTE_NS, 1.0).attr("k", "1"),
+        ];
+        usage.record(&batch(&rows), &Flow::In).expect("in");
+        let table: Arc<str> = Arc::from("metrics");
+        usage
+            .record(&batch(&rows[..2]), &Flow::Out(table.clone()))
+            .expect("out");
+        usage.record_dropped(&batch(&rows[2..3]));
+        assert_eq!(usage.open_minutes(), 2);
+        let out = usage
+            .drain(Some(m0 + MINUTE_NS), |t| {
+                if t == "metrics" {
+                    10.0
+                } else {
+                    0.0
+                }
+            })
+            .expect("drains")
+            .expect("one minute due");
+        assert_eq!(usage.open_minutes(), 1, "the later minute stays open");
+        assert_eq!(out.num_rows(), 2);
+        let u = |name: &str| {
+            out.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+                .expect("u64 column")
+                .values()
+                .to_vec()
+        };
+        // Rows sorted by service: s1 then s2.
+        assert_eq!(u("datapoints_in"), vec![3, 1]);
+        assert_eq!(u("series_in"), vec![2, 1]);
+        assert_eq!(u("datapoints_out"), vec![2, 0]);
+        assert_eq!(u("series_out"), vec![1, 0]);
+        assert_eq!(u("datapoints_dropped"), vec![1, 0]);
+        assert_eq!(u("bytes_stored"), vec![20, 0]);
+        let rest = usage.drain(None, |_| 0.0).expect("drains").expect("rest");
+        assert_eq!(rest.num_rows(), 1);
+        assert_eq!(usage.open_minutes(), 0);
+    }
+}
