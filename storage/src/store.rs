@@ -1,12 +1,13 @@
 //! Builds the object store behind `storage.url`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, RetryConfig};
 use phoenix_model::StorageUrl;
 
 use crate::{Error, Result};
@@ -46,6 +47,7 @@ pub fn build_object_store(url: &str) -> Result<Arc<dyn ObjectStore>> {
         StorageUrl::S3 { bucket, prefix } => {
             let s3 = AmazonS3Builder::from_env()
                 .with_bucket_name(&bucket)
+                .with_retry(short_retries())
                 .build()
                 .map_err(|e| Error::Url {
                     url: url.to_string(),
@@ -57,6 +59,17 @@ pub fn build_object_store(url: &str) -> Result<Arc<dyn ObjectStore>> {
                 Ok(Arc::new(PrefixStore::new(s3, prefix.as_str())))
             }
         }
+    }
+}
+
+/// Retries of one request inside the client: few and short. The sink retries a failed flush
+/// itself with backoff (its rows stay buffered and the WAL keeps them), so a long client-side
+/// retry (object_store's default is 3 minutes) would only hide an outage from `/health`.
+fn short_retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(15),
+        ..RetryConfig::default()
     }
 }
 
