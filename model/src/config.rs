@@ -99,6 +99,14 @@ pub struct IngestConfig {
     pub admission_timeout_ms: u64,
     /// Retry-After hint, in seconds, given to clients when the pipeline is full.
     pub retry_after_secs: u64,
+    /// Memory budget for requests in flight (bodies, parsed messages, decoded batches until
+    /// the pipeline took them); past it requests get 503/UNAVAILABLE before their body is read.
+    pub max_in_flight_bytes: usize,
+    /// Datapoints older than this many seconds are rejected (`timestamp_too_old`); 0 disables.
+    pub max_past_secs: u64,
+    /// Datapoints more than this many seconds in the future are rejected
+    /// (`timestamp_in_future`); 0 disables.
+    pub max_future_secs: u64,
 }
 
 impl Default for IngestConfig {
@@ -111,6 +119,9 @@ impl Default for IngestConfig {
             max_attributes: 128,
             admission_timeout_ms: 250,
             retry_after_secs: 1,
+            max_in_flight_bytes: 256 * 1024 * 1024,
+            max_past_secs: 30 * 24 * 3600,
+            max_future_secs: 3600,
         }
     }
 }
@@ -335,6 +346,9 @@ impl KafkaConfig {
     }
 }
 
+/// The embedded default, `configs/phoenix.yaml`: what `phoenix serve` runs without `--config`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../configs/phoenix.yaml");
+
 impl Config {
     /// Loads `file` (or the embedded default when `None`), applies `--set` overrides, validates.
     ///
@@ -350,7 +364,7 @@ impl Config {
                 })?;
                 (name, text)
             }
-            None => ("<default>".to_string(), String::new()),
+            None => ("<default>".to_string(), EMBEDDED_DEFAULT.to_string()),
         };
         Self::from_yaml(&name, &text, overrides)
     }
@@ -448,6 +462,16 @@ impl Config {
             if v == 0 {
                 issue(key, "must be greater than 0".into());
             }
+        }
+        // A body the budget can never hold would be refused with 413 forever.
+        if self.ingest.max_in_flight_bytes < self.ingest.max_body_bytes {
+            issue(
+                "ingest.max_in_flight_bytes",
+                format!(
+                    "{} is less than ingest.max_body_bytes ({})",
+                    self.ingest.max_in_flight_bytes, self.ingest.max_body_bytes
+                ),
+            );
         }
         if !(1..=22).contains(&self.storage.zstd_level) {
             issue(
@@ -582,6 +606,23 @@ mod tests {
         assert_eq!(c.bus.kind, BusKind::Memory);
     }
 
+    /// Without a file, `configs/phoenix.yaml` runs: its values equal the built-in defaults
+    /// outside `pipeline`, and its pipeline is the capped raw table plus a 1-minute rollup.
+    #[test]
+    fn embedded_default_is_configs_phoenix_yaml() {
+        let c = Config::load(None, &[]).expect("embedded default is valid");
+        let bare = Config::default();
+        assert_eq!(
+            serde_json::to_value((&c.ingest, &c.api, &c.storage, &c.bus)).expect("json"),
+            serde_json::to_value((&bare.ingest, &bare.api, &bare.storage, &bare.bus)).expect("json"),
+            "the file documents the built-in defaults"
+        );
+        let sinks: Vec<&str> = c.pipeline.sinks.keys().map(String::as_str).collect();
+        assert_eq!(sinks, ["metrics", "metrics_1m"]);
+        assert_eq!(c.pipeline.processors["cap"].params.type_name(), "cardinality_limit");
+        assert_eq!(c.pipeline.processors["rollup_1m"].params.type_name(), "aggregate");
+    }
+
     /// Unknown keys are errors that name the file and the key path.
     #[test]
     fn unknown_key_names_path() {
@@ -602,6 +643,30 @@ mod tests {
         let err = Config::from_yaml("t", "", &["api.listen=nope".into()]).expect_err("invalid");
         assert!(err.to_string().contains("api.listen"), "{err}");
         assert!(Config::from_yaml("t", "", &["noequals".into()]).is_err());
+    }
+
+    /// The ingest memory budget must hold at least one maximal body; the time window keys
+    /// default to 30 days past and 1 hour future and accept 0 (disabled).
+    #[test]
+    fn ingest_budget_and_window() {
+        let c = Config::from_yaml("t", "", &[]).expect("valid");
+        assert_eq!(c.ingest.max_in_flight_bytes, 256 * 1024 * 1024);
+        assert_eq!(
+            (c.ingest.max_past_secs, c.ingest.max_future_secs),
+            (2_592_000, 3_600)
+        );
+        let err = Config::from_yaml("t", "", &["ingest.max_in_flight_bytes=1000".into()])
+            .expect_err("smaller than max_body_bytes");
+        assert!(
+            err.to_string().contains("ingest.max_in_flight_bytes"),
+            "{err}"
+        );
+        let off = [
+            "ingest.max_past_secs=0".into(),
+            "ingest.max_future_secs=0".into(),
+        ];
+        let c = Config::from_yaml("t", "", &off).expect("0 disables");
+        assert_eq!((c.ingest.max_past_secs, c.ingest.max_future_secs), (0, 0));
     }
 
     /// Validation collects every problem, not just the first.
