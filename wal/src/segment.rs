@@ -62,14 +62,22 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Reads every segment in `dir`, cuts torn or corrupt tails, deletes empty segments.
+/// Reads every segment in `dir`, cuts torn or corrupt tails, deletes empty segments but the
+/// newest.
+///
+/// Sequence numbers never go back, even when every record was released: the newest segment's
+/// name (its first sequence number) is kept as a floor, because tables record the highest
+/// sequence number they stored and replay skips records at or below it.
 pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     let mut report = RecoveryReport::default();
     let mut segments = Vec::new();
     let mut batches = Vec::new();
     let mut last_seq: Option<u64> = None;
-    for path in list(dir)? {
+    let paths = list(dir)?;
+    let floor = paths.last().and_then(|p| first_seq(p)).unwrap_or(1);
+    let newest = paths.last().cloned();
+    for path in paths {
         report.segments += 1;
         let buf = fs::read(&path).map_err(io(&path))?;
         let mut at = 0usize;
@@ -119,7 +127,10 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
             file.sync_all().map_err(io(&path))?;
         }
         if seg_last.is_none() {
-            fs::remove_file(&path).map_err(io(&path))?;
+            // The newest segment, even empty, holds the sequence floor; the writer appends to it.
+            if newest.as_ref() != Some(&path) {
+                fs::remove_file(&path).map_err(io(&path))?;
+            }
             continue;
         }
         segments.push(Segment {
@@ -132,8 +143,13 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
         segments,
         batches,
         report,
-        next_seq: last_seq.map_or(1, |l| l + 1),
+        next_seq: last_seq.map_or(1, |l| l + 1).max(floor),
     })
+}
+
+/// The first sequence number a segment file's name records.
+fn first_seq(path: &Path) -> Option<u64> {
+    path.file_stem()?.to_str()?.parse().ok()
 }
 
 /// Makes a new directory entry durable.

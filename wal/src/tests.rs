@@ -119,6 +119,36 @@ async fn release_deletes_committed_segments_only() {
     assert!(seqs.first().is_some_and(|f| *f <= 21));
 }
 
+/// Sequence numbers never go back: after every record is released (and again after a reopen
+/// with nothing appended), the next append continues past the last number handed out.
+/// Tables skip replayed records at or below the highest number they stored, so a reused
+/// number would make a later replay drop acknowledged data.
+#[tokio::test]
+async fn sequence_continues_after_full_release_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opened = Wal::open(options(dir.path())).expect("open");
+    for i in 0..30 {
+        opened.wal.append(&batch(i, 50)).await.expect("append");
+    }
+    opened.wal.release(30).await;
+    // Answered only after the release was processed.
+    assert_eq!(opened.wal.append(&batch(0, 1)).await.expect("append"), 31);
+    opened.wal.release(31).await;
+    drop(opened);
+    for _ in 0..2 {
+        // Reopen with everything released, twice: nothing to replay, numbering kept.
+        let reopened = Wal::open(options(dir.path())).expect("reopen");
+        assert!(reopened.replay.is_empty());
+        drop(reopened);
+    }
+    let reopened = Wal::open(options(dir.path())).expect("reopen");
+    assert_eq!(reopened.wal.append(&batch(0, 1)).await.expect("append"), 32);
+    drop(reopened);
+    let last = Wal::open(options(dir.path())).expect("reopen");
+    let seqs: Vec<u64> = last.replay.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, vec![32]);
+}
+
 /// A torn last record is cut off and reported; every record before it is kept.
 #[tokio::test]
 async fn torn_tail_is_cut_and_reported() {

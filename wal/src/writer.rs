@@ -307,6 +307,11 @@ impl Writer {
             self.bytes.fetch_sub(bytes, Ordering::Relaxed);
             metrics::counter!("phoenix_wal_segments_deleted_total").increment(1);
         }
+        if self.active.is_none() && self.sealed.is_empty() {
+            // Everything is released: an empty segment named by the next sequence number keeps
+            // numbering from going back after a restart (see `segment::recover`).
+            self.active = Some(open_segment(&self.dir, self.next_seq)?);
+        }
         metrics::gauge!("phoenix_wal_bytes").set(self.bytes.load(Ordering::Relaxed) as f64);
         Ok(())
     }
