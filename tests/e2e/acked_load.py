@@ -91,6 +91,19 @@ def stored_values(server) -> Counter:
     return Counter(int(r[0]) for r in rows)
 
 
+def wait_exactly_once(server, load: AckedLoad, timeout: float = 60) -> Counter:
+    """Polls SQL until every acknowledged value is visible (an acknowledged point may still be
+    on its way through the graph when the sender stops, e.g. behind a WAL replay), then checks
+    exactly-once. Returns the stored counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stored = stored_values(server)
+        if all(stored.get(v, 0) for v in load.acked) or time.monotonic() >= deadline:
+            assert_exactly_once(stored, load)
+            return stored
+        time.sleep(0.5)
+
+
 def assert_exactly_once(stored: Counter, load: AckedLoad) -> None:
     """Every acknowledged value is stored exactly once; nothing is stored twice or unsent."""
     missing = [v for v in load.acked if stored.get(v, 0) == 0]
