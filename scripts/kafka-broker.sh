@@ -11,6 +11,7 @@
 #   scripts/kafka-broker.sh stop [PORT]          stop the broker on PORT (default: every broker
 #                                                this script started in its state directory)
 #   scripts/kafka-broker.sh bin                  print the broker binary's path (installs first)
+#   scripts/kafka-broker.sh cached               print the cached binary's path; exit 1 if none
 #
 # Environment:
 #   PHOENIX_CACHE         cache root (default ~/.cache/phoenix); the broker is installed under
@@ -141,6 +142,7 @@ case "${1:-}" in
     start) shift; start "$@" ;;
     stop) shift; stop "$@" ;;
     bin) install; cached_bin ;;
+    cached) bin="$(cached_bin)"; [[ -n "$bin" ]] && echo "$bin" ;;
     -h|--help|"") sed -n '2,24p' "$0"; [[ -n "${1:-}" ]] ;;
     *) die "unknown command: $1 (see --help)" ;;
 esac

@@ -78,6 +78,17 @@ echo "    python venv:      $VENV"
 section "[1/4] System packages and Python venv"
 stage "setup (apt packages, python venv)" "$ROOT/scripts/setup-test-env.sh" || finish
 
+# A Kafka-protocol broker for the Kafka-bus tests (built once, cached under $PHOENIX_CACHE);
+# Rust tests read PHOENIX_KAFKA_BROKERS, e2e tests start their own brokers with the same script.
+section "Kafka broker (scripts/kafka-broker.sh)"
+export PHOENIX_KAFKA_STATE="${PHOENIX_KAFKA_STATE:-$(mktemp -d "${TMPDIR:-/tmp}/phoenix-kafka.XXXXXX")}"
+kafka_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+if stage "kafka broker (install, start)" "$ROOT/scripts/kafka-broker.sh" start "$kafka_port"; then
+    export PHOENIX_KAFKA_BROKERS="127.0.0.1:$kafka_port"
+    trap '"$ROOT/scripts/kafka-broker.sh" stop >/dev/null 2>&1 || true' EXIT
+    echo "    PHOENIX_KAFKA_BROKERS=$PHOENIX_KAFKA_BROKERS"
+fi
+
 if ((run_rust)); then
     section "[2/4] Rust tests (cargo, whole workspace)"
     if cargo nextest --version >/dev/null 2>&1; then

@@ -17,6 +17,8 @@ pub struct DetectorConfig {
     /// Most recent windows left out of the kNN search, so a slow change is compared with
     /// older behaviour rather than with itself.
     pub exclusion: usize,
+    /// The kNN model compares with every `train_stride`-th older window (1: all of them).
+    pub train_stride: usize,
     /// Order of the autoregressive forecast.
     pub ar_order: usize,
     /// Points between model refits (scaler, AR coefficients, calibration tails).
@@ -34,7 +36,8 @@ pub struct DetectorConfig {
     /// Points after an alarm during which scores are damped and no new alarm is raised,
     /// unless the score climbs `rearm_margin` above the alarm's peak.
     pub suppress_for: usize,
-    /// Factor applied to scores while an alarm is being suppressed.
+    /// Factor applied to scores while an alarm is being suppressed; below `alarm_threshold`, so
+    /// no damped score reaches it.
     pub suppress_damping: f64,
     /// Score increase over the current alarm's peak that raises a new alarm during suppression.
     pub rearm_margin: f64,
@@ -43,19 +46,20 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
-            history: 512,
+            history: 1024,
             window: 8,
             neighbours: 3,
             exclusion: 24,
+            train_stride: 2,
             ar_order: 8,
             refit_every: 32,
-            calibration: 256,
+            calibration: 512,
             min_history: 64,
-            min_calibration: 32,
+            min_calibration: 128,
             tail_fraction: 0.1,
             alarm_threshold: 0.5,
             suppress_for: 48,
-            suppress_damping: 0.5,
+            suppress_damping: 0.3,
             rearm_margin: 0.15,
         }
     }
@@ -73,6 +77,9 @@ impl DetectorConfig {
         }
         if self.neighbours == 0 {
             return bad("neighbours must be at least 1".into());
+        }
+        if self.train_stride == 0 {
+            return bad("train_stride must be at least 1".into());
         }
         if self.ar_order == 0 {
             return bad("ar_order must be at least 1".into());
@@ -106,8 +113,12 @@ impl DetectorConfig {
         if !(self.alarm_threshold > 0.0 && self.alarm_threshold <= 1.0) {
             return bad(format!("alarm_threshold must be in (0, 1], got {}", self.alarm_threshold));
         }
-        if !(0.0..=1.0).contains(&self.suppress_damping) {
-            return bad(format!("suppress_damping must be in [0, 1], got {}", self.suppress_damping));
+        // Damped scores must stay below the threshold, or suppressed points would read as alarms.
+        if !(self.suppress_damping >= 0.0 && self.suppress_damping < self.alarm_threshold) {
+            return bad(format!(
+                "suppress_damping must be in [0, alarm_threshold), got {}",
+                self.suppress_damping
+            ));
         }
         if !(self.rearm_margin >= 0.0) {
             return bad(format!("rearm_margin must be >= 0, got {}", self.rearm_margin));
@@ -115,11 +126,47 @@ impl DetectorConfig {
         Ok(())
     }
 
+    /// Sets one field by name from text (`window=12`), for tools and experiments.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown key or an unparsable value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let int = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| Error::InvalidConfig(format!("{key}: `{value}` is not a whole number")))
+        };
+        let float = || {
+            value
+                .parse::<f64>()
+                .map_err(|_| Error::InvalidConfig(format!("{key}: `{value}` is not a number")))
+        };
+        match key {
+            "history" => self.history = int()?,
+            "window" => self.window = int()?,
+            "neighbours" => self.neighbours = int()?,
+            "exclusion" => self.exclusion = int()?,
+            "train_stride" => self.train_stride = int()?,
+            "ar_order" => self.ar_order = int()?,
+            "refit_every" => self.refit_every = int()?,
+            "calibration" => self.calibration = int()?,
+            "min_history" => self.min_history = int()?,
+            "min_calibration" => self.min_calibration = int()?,
+            "tail_fraction" => self.tail_fraction = float()?,
+            "alarm_threshold" => self.alarm_threshold = float()?,
+            "suppress_for" => self.suppress_for = int()?,
+            "suppress_damping" => self.suppress_damping = float()?,
+            "rearm_margin" => self.rearm_margin = float()?,
+            _ => return Err(Error::InvalidConfig(format!("unknown key `{key}`"))),
+        }
+        Ok(())
+    }
+
     /// Upper bound on [`crate::SeriesState::state_bytes`] for a series scored with this config.
     pub fn state_budget_bytes(&self) -> usize {
         std::mem::size_of::<crate::SeriesState>()
-            + self.history * std::mem::size_of::<f64>()
-            + 3 * self.calibration * std::mem::size_of::<f32>()
+            + self.history * std::mem::size_of::<f32>()
+            + 3 * self.calibration * std::mem::size_of::<u16>()
             + self.ar_order * std::mem::size_of::<f64>()
     }
 }

@@ -49,6 +49,11 @@ impl<T: Copy> Ring<T> {
         &self.buf
     }
 
+    /// The values in storage order, mutable; for order-free updates.
+    pub(crate) fn raw_mut(&mut self) -> &mut [T] {
+        &mut self.buf
+    }
+
     /// The `i`-th most recent value (0 = newest).
     pub(crate) fn back(&self, i: usize) -> Option<T> {
         let n = self.buf.len();

@@ -19,6 +19,22 @@ pub enum Error {
         /// `DecodeLimits::max_decoded_bytes`.
         limit: usize,
     },
+    /// The memory budget has no room for the request now (HTTP 503, gRPC UNAVAILABLE;
+    /// retryable).
+    #[error("ingest memory budget (ingest.max_in_flight_bytes) is exhausted; retry later")]
+    MemoryBudget {
+        /// Hint for the client.
+        retry_after: Duration,
+    },
+    /// The request needs more memory than the whole budget (HTTP 413, gRPC
+    /// RESOURCE_EXHAUSTED; not retryable).
+    #[error("request needs about {needed} bytes of memory, more than ingest.max_in_flight_bytes ({budget})")]
+    OverBudget {
+        /// Estimated bytes.
+        needed: usize,
+        /// `ingest.max_in_flight_bytes`.
+        budget: usize,
+    },
     /// The pipeline did not take the batch (HTTP 503, gRPC UNAVAILABLE; retryable).
     #[error("pipeline unavailable: {source}")]
     Unavailable {

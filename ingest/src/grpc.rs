@@ -4,20 +4,13 @@
 //! on the message as received *and* while decompressing (its gzip output buffer is capped at
 //! the limit), so a gzip bomb is cut off without inflating past the limit.
 //!
-//! tonic answers errors it detects before our handler with codes that misguide OTLP clients:
-//! an undecodable message is INTERNAL and an oversized one OUT_OF_RANGE (which OTLP clients
-//! retry). [`Observed`] rewrites those to INVALID_ARGUMENT and RESOURCE_EXHAUSTED (neither
-//! retried) and counts them, since they never reach the handler.
+//! A front layer ([`Front`]) charges the memory budget before tonic reads the message, and
+//! fixes the codes of errors tonic answers without the handler.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::HeaderValue;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -28,14 +21,13 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
-use tonic::codegen::Service;
-use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
+use crate::grpc_front::{Admitted, Front, Handled};
 use crate::metrics::{self, Protocol, RequestReject};
 use crate::receiver::Receiver;
 
@@ -57,19 +49,17 @@ pub async fn serve_grpc(
         .map_err(Error::Grpc)
 }
 
-/// The metrics service with compression, limits and error mapping configured.
-fn grpc_service(receiver: Arc<Receiver>) -> Observed<MetricsServiceServer<MetricsGrpc>> {
+/// The metrics service with compression, limits, admission and error mapping configured.
+fn grpc_service(receiver: Arc<Receiver>) -> Front<MetricsServiceServer<MetricsGrpc>> {
     let max = receiver.max_body_bytes();
-    let server = MetricsServiceServer::new(MetricsGrpc { receiver })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max);
-    Observed { inner: server }
+    let server = MetricsServiceServer::new(MetricsGrpc {
+        receiver: Arc::clone(&receiver),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    .send_compressed(CompressionEncoding::Gzip)
+    .max_decoding_message_size(max);
+    Front::new(server, receiver)
 }
-
-/// Marks that a request reached the handler (so [`Observed`] leaves its answer alone).
-#[derive(Clone)]
-struct Handled(Arc<AtomicBool>);
 
 struct MetricsGrpc {
     receiver: Arc<Receiver>,
@@ -85,15 +75,22 @@ impl MetricsService for MetricsGrpc {
         if let Some(h) = request.extensions().get::<Handled>() {
             h.0.store(true, Ordering::Relaxed);
         }
+        let admitted = request.extensions().get::<Admitted>().cloned();
         let req = request.into_inner();
         // The handler only sees the decoded message; its encoded size is the body size.
-        metrics::request_bytes(Protocol::Grpc, req.encoded_len());
+        let body_bytes = req.encoded_len();
+        metrics::request_bytes(Protocol::Grpc, body_bytes);
         let span = tracing::debug_span!("otlp_grpc_export");
-        let result = self
-            .receiver
-            .export(Protocol::Grpc, &req)
-            .instrument(span)
-            .await;
+        let result = async {
+            // Served without the front layer (not in Phoenix): admit here.
+            let charge = match admitted {
+                Some(a) => a.0,
+                None => Arc::new(self.receiver.admit(body_bytes, false).await?),
+            };
+            self.receiver.export(Protocol::Grpc, &req, &charge).await
+        }
+        .instrument(span)
+        .await;
         let (label, answer) = match result {
             Ok(outcome) => ("ok", Ok(Response::new(outcome.response()))),
             Err(e) => {
@@ -107,8 +104,17 @@ impl MetricsService for MetricsGrpc {
     }
 }
 
-fn status_of(e: Error) -> (RequestReject, Status) {
+/// The reject reason and gRPC status of a failed export.
+pub(crate) fn status_of(e: Error) -> (RequestReject, Status) {
     match e {
+        Error::MemoryBudget { retry_after } => (
+            RequestReject::MemoryBudget,
+            Status::with_error_details(
+                Code::Unavailable,
+                e.to_string(),
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
+        ),
         Error::Unavailable { retry_after, .. } => (
             RequestReject::PipelineFull,
             Status::with_error_details(
@@ -117,7 +123,7 @@ fn status_of(e: Error) -> (RequestReject, Status) {
                 ErrorDetails::with_retry_info(Some(retry_after)),
             ),
         ),
-        Error::TooLarge { .. } => (
+        Error::TooLarge { .. } | Error::OverBudget { .. } => (
             RequestReject::BodyTooLarge,
             Status::resource_exhausted(e.to_string()),
         ),
@@ -125,7 +131,8 @@ fn status_of(e: Error) -> (RequestReject, Status) {
     }
 }
 
-fn code_label(code: Code) -> &'static str {
+/// The `status` label of a gRPC code.
+pub(crate) fn code_label(code: Code) -> &'static str {
     match code {
         Code::Ok => "ok",
         Code::InvalidArgument => "invalid_argument",
@@ -135,73 +142,4 @@ fn code_label(code: Code) -> &'static str {
         Code::Internal => "internal",
         _ => "other",
     }
-}
-
-/// Wraps the tonic service to fix and count the errors tonic answers without the handler.
-#[derive(Clone)]
-struct Observed<S> {
-    inner: S,
-}
-
-impl<S: NamedService> NamedService for Observed<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = std::result::Result<T, Infallible>> + Send>>;
-
-impl<S, B> Service<http::Request<B>> for Observed<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let handled = Arc::new(AtomicBool::new(false));
-        req.extensions_mut().insert(Handled(Arc::clone(&handled)));
-        let start = Instant::now();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut resp = fut.await?;
-            if !handled.load(Ordering::Relaxed) {
-                fix_unhandled(&mut resp, start);
-            }
-            Ok(resp)
-        })
-    }
-}
-
-/// Maps and counts an error answered by tonic before the handler ran.
-fn fix_unhandled(resp: &mut http::Response<tonic::body::Body>, start: Instant) {
-    let Some(code) = resp
-        .headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .map(Code::from_i32)
-    else {
-        return;
-    };
-    let (reason, code) = match code {
-        // Protobuf decode or gzip errors.
-        Code::Internal => (RequestReject::InvalidBody, Code::InvalidArgument),
-        // Declared message length over the limit.
-        Code::OutOfRange => (RequestReject::BodyTooLarge, Code::ResourceExhausted),
-        // Decompressed size over the limit.
-        Code::ResourceExhausted => (RequestReject::BodyTooLarge, Code::ResourceExhausted),
-        // Unsupported grpc-encoding.
-        Code::Unimplemented => (RequestReject::UnsupportedMediaType, Code::Unimplemented),
-        _ => return,
-    };
-    resp.headers_mut()
-        .insert("grpc-status", HeaderValue::from(code as i32));
-    metrics::request_rejected(Protocol::Grpc, reason);
-    metrics::request(Protocol::Grpc, code_label(code), start.elapsed());
-    tracing::debug!(code = ?code, reason = reason.as_str(), "Rejected OTLP/gRPC request.");
 }

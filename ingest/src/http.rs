@@ -3,7 +3,8 @@
 //! Answers per the OTLP/HTTP spec, in the request's content type: 200 with an
 //! `ExportMetricsServiceResponse` (with `partial_success` only when points were rejected);
 //! 400 undecodable body; 413 body too large (compressed or decompressed); 415 unknown content
-//! type or encoding (plain JSON body); 503 with `Retry-After` when the pipeline refuses the
+//! type or encoding (plain JSON body); 503 with `Retry-After` when the memory budget has no
+//! room (decided from `Content-Length` before the body is read) or the pipeline refuses the
 //! batch. Error bodies are a `google.rpc.Status`.
 
 use std::sync::Arc;
@@ -27,10 +28,13 @@ use tracing::Instrument;
 use crate::body::{gunzip_limited, read_limited, BodyError, Encoding};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Protocol, RequestReject};
-use crate::receiver::Receiver;
+use crate::receiver::{Receiver, ADMIT_FACTOR};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
+/// Body size assumed on admission when there is no `Content-Length` (chunked); the charge
+/// grows with the bytes really received.
+const CHUNKED_GUESS: usize = 64 * 1024;
 
 /// gRPC status codes used in `google.rpc.Status` error bodies.
 mod code {
@@ -116,8 +120,9 @@ impl Failure {
         }
     }
 
-    fn body(e: BodyError) -> Self {
+    fn body(rx: &Receiver, e: BodyError) -> Self {
         match e {
+            BodyError::Budget(e) => Self::export(rx.budget_error(e)),
             BodyError::TooLarge => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 RequestReject::BodyTooLarge,
@@ -139,7 +144,15 @@ impl Failure {
                     e.to_string(),
                 )
             },
-            Error::TooLarge { .. } => Self::new(
+            Error::MemoryBudget { retry_after } => Self {
+                retry_after: Some(*retry_after),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    RequestReject::MemoryBudget,
+                    e.to_string(),
+                )
+            },
+            Error::TooLarge { .. } | Error::OverBudget { .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 RequestReject::BodyTooLarge,
                 e.to_string(),
@@ -242,20 +255,44 @@ async fn handle(
     let max = rx.max_body_bytes();
     let declared = header(headers, CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return Err(Failure::body(BodyError::TooLarge));
+        return Err(Failure::body(rx, BodyError::TooLarge));
     }
-    let raw = read_limited(body, max).await.map_err(Failure::body)?;
+    // Admission: charge the budget for the declared body before reading a byte of it.
+    let guess = declared.map_or(CHUNKED_GUESS.min(max), |n| n as usize);
+    let charge = rx
+        .admit(guess, encoding == Encoding::Gzip)
+        .await
+        .map_err(Failure::export)?;
+    let reserve = |bytes| charge.at_least(bytes).map_err(BodyError::Budget);
+    let raw = read_limited(body, max, reserve)
+        .await
+        .map_err(|e| Failure::body(rx, e))?;
     let data = match encoding {
         Encoding::Identity => raw,
-        Encoding::Gzip => gunzip_limited(&raw, max).map_err(Failure::body)?.into(),
+        Encoding::Gzip => inflate(raw, max, reserve).map_err(|e| Failure::body(rx, e))?,
     };
     metrics::request_bytes(Protocol::Http, data.len());
+    // The parsed message (and its batch) take about ADMIT_FACTOR × the body.
+    charge
+        .anticipate(data.len().saturating_mul(ADMIT_FACTOR))
+        .map_err(|e| Failure::export(rx.budget_error(e)))?;
     let req = parse(format, &data)?;
+    // The message holds its own copies; the charge is set to the message and batch next.
+    drop(data);
     let outcome = rx
-        .export(Protocol::Http, &req)
+        .export(Protocol::Http, &req, &charge)
         .await
         .map_err(Failure::export)?;
     Ok(success(format, &outcome.response()))
+}
+
+/// Inflates `raw`, dropping it as soon as the output is complete.
+fn inflate(
+    raw: bytes::Bytes,
+    max: usize,
+    reserve: impl FnMut(usize) -> std::result::Result<(), BodyError>,
+) -> std::result::Result<bytes::Bytes, BodyError> {
+    gunzip_limited(&raw, max, reserve).map(Into::into)
 }
 
 fn parse(format: Format, data: &[u8]) -> std::result::Result<ExportMetricsServiceRequest, Failure> {

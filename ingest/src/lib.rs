@@ -7,16 +7,21 @@
 //! [`Receiver`]; both stop accepting on cancellation and finish in-flight requests.
 
 mod body;
+pub mod budget;
 pub mod decode;
 pub mod error;
 mod grpc;
+mod grpc_front;
 mod http;
 pub mod metrics;
 mod receiver;
 
-pub use decode::{decode, DecodeLimits, Decoded, Reason, RejectCounts};
+pub use budget::{BudgetError, Charge, MemoryBudget};
+pub use decode::{decode, decode_at, DecodeLimits, Decoded, Reason, RejectCounts};
 pub use error::{Error, Result};
 pub use grpc::serve_grpc;
 pub use http::{http_router, serve_http};
 pub use metrics::Protocol;
-pub use receiver::{ExportOutcome, Receiver};
+pub use receiver::{
+    ExportOutcome, Receiver, ADMIT_FACTOR, COMPRESSED_ADMIT_FACTOR, MIN_ADMIT_BYTES,
+};

@@ -3,7 +3,7 @@
 //! | name | labels |
 //! | --- | --- |
 //! | `phoenix_ingest_requests_total` | `protocol`, `status` (HTTP code, or gRPC code name) |
-//! | `phoenix_ingest_requests_rejected_total` | `protocol`, `reason` (`invalid_body`, `body_too_large`, `unsupported_media_type`, `pipeline_full`, `internal`) |
+//! | `phoenix_ingest_requests_rejected_total` | `protocol`, `reason` (`invalid_body`, `body_too_large`, `unsupported_media_type`, `memory_budget`, `pipeline_full`, `internal`) |
 //! | `phoenix_ingest_request_bytes_total` | `protocol` (body bytes after decompression) |
 //! | `phoenix_ingest_request_duration_seconds` | `protocol` (histogram) |
 //! | `phoenix_ingest_datapoints_received_total` | `protocol` |
@@ -11,10 +11,14 @@
 //! | `phoenix_ingest_datapoints_rejected_total` | `protocol`, `reason` ([`Reason::as_str`]) |
 //! | `phoenix_ingest_exemplars_dropped_total` | `protocol` |
 //! | `phoenix_ingest_metrics_without_data_total` | `protocol` |
+//! | `phoenix_ingest_in_flight_bytes` | (gauge) bytes charged against the memory budget now |
+//! | `phoenix_ingest_memory_budget_bytes` | (gauge) `ingest.max_in_flight_bytes` |
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 
 use crate::decode::{Decoded, Reason};
 
@@ -36,6 +40,10 @@ pub const DATAPOINTS_REJECTED: &str = "phoenix_ingest_datapoints_rejected_total"
 pub const EXEMPLARS_DROPPED: &str = "phoenix_ingest_exemplars_dropped_total";
 /// `phoenix_ingest_metrics_without_data_total`.
 pub const METRICS_WITHOUT_DATA: &str = "phoenix_ingest_metrics_without_data_total";
+/// `phoenix_ingest_in_flight_bytes`.
+pub const IN_FLIGHT_BYTES: &str = "phoenix_ingest_in_flight_bytes";
+/// `phoenix_ingest_memory_budget_bytes`.
+pub const MEMORY_BUDGET_BYTES: &str = "phoenix_ingest_memory_budget_bytes";
 
 /// Which receiver handled a request (the `protocol` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +73,8 @@ pub enum RequestReject {
     BodyTooLarge,
     /// Unknown content type or encoding.
     UnsupportedMediaType,
+    /// The memory budget had no room for the request (answered before its body was read).
+    MemoryBudget,
     /// The edge refused the batch.
     PipelineFull,
     /// A bug while building the batch.
@@ -78,6 +88,7 @@ impl RequestReject {
             RequestReject::InvalidBody => "invalid_body",
             RequestReject::BodyTooLarge => "body_too_large",
             RequestReject::UnsupportedMediaType => "unsupported_media_type",
+            RequestReject::MemoryBudget => "memory_budget",
             RequestReject::PipelineFull => "pipeline_full",
             RequestReject::Internal => "internal",
         }
@@ -115,6 +126,26 @@ pub fn describe() {
         "Exemplars dropped (Phoenix does not store them)."
     );
     describe_counter!(METRICS_WITHOUT_DATA, "Metrics received without any data.");
+    describe_gauge!(
+        IN_FLIGHT_BYTES,
+        Unit::Bytes,
+        "Bytes that requests in flight hold against the ingest memory budget."
+    );
+    describe_gauge!(
+        MEMORY_BUDGET_BYTES,
+        Unit::Bytes,
+        "The ingest memory budget (ingest.max_in_flight_bytes)."
+    );
+}
+
+/// Bytes charged against the memory budget now.
+pub(crate) fn in_flight_bytes(bytes: usize) {
+    gauge!(IN_FLIGHT_BYTES).set(bytes as f64);
+}
+
+/// The memory budget.
+pub(crate) fn memory_budget(bytes: usize) {
+    gauge!(MEMORY_BUDGET_BYTES).set(bytes as f64);
 }
 
 /// One answered request.

@@ -1,4 +1,5 @@
-//! State shared by both receivers: decode, hand the batch to the edge, build the answer.
+//! State shared by both receivers: the memory budget, decode, hand the batch to the edge,
+//! build the answer.
 //!
 //! Ack contract: a request is answered with success only after [`EdgeSender::send`] returned
 //! `Ok`, i.e. once the edge is responsible for the batch.
@@ -12,9 +13,20 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use phoenix_model::config::IngestConfig;
 use phoenix_model::{EdgeError, EdgeSender};
 
-use crate::decode::{decode, DecodeLimits};
+use crate::budget::{BudgetError, Charge, MemoryBudget};
+use crate::decode::{decode_reserving, now_unix_nanos, DecodeLimits};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Protocol};
+
+/// Memory charged per declared body byte on admission. Measured, an OTLP protobuf body takes
+/// 7-9× its size once parsed and decoded to Arrow, up to 20× for points without attributes;
+/// the guess errs high because the charge is corrected (usually shrunk) once the request is
+/// parsed, while growing it then may fail.
+pub const ADMIT_FACTOR: usize = 16;
+/// Memory charged per declared byte of a gzip body on admission (OTLP compresses 5-10×).
+pub const COMPRESSED_ADMIT_FACTOR: usize = 64;
+/// Least memory charged on admission: even a tiny request builds a batch of 30 columns.
+pub const MIN_ADMIT_BYTES: usize = 16 * 1024;
 
 /// The receivers' shared state.
 pub struct Receiver {
@@ -22,6 +34,7 @@ pub struct Receiver {
     limits: DecodeLimits,
     max_body_bytes: usize,
     retry_after: Duration,
+    budget: Arc<MemoryBudget>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -30,6 +43,7 @@ impl std::fmt::Debug for Receiver {
             .field("limits", &self.limits)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("retry_after", &self.retry_after)
+            .field("budget", &self.budget)
             .finish_non_exhaustive()
     }
 }
@@ -58,13 +72,51 @@ impl ExportOutcome {
 }
 
 impl Receiver {
-    /// A receiver sending to `edge` with the limits of `cfg`.
+    /// A receiver sending to `edge` with the limits of `cfg`, and a memory budget of
+    /// `max_in_flight_bytes` whose admission waits up to `admission_timeout_ms`.
     pub fn new(edge: Arc<dyn EdgeSender>, cfg: &IngestConfig) -> Self {
         Self {
             edge,
             limits: DecodeLimits::from_config(cfg),
             max_body_bytes: cfg.max_body_bytes,
             retry_after: Duration::from_secs(cfg.retry_after_secs.max(1)),
+            budget: MemoryBudget::new(
+                cfg.max_in_flight_bytes,
+                Duration::from_millis(cfg.admission_timeout_ms),
+            ),
+        }
+    }
+
+    /// The memory budget shared by both receivers.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// Admits a request whose body declares `body_bytes` (compressed or not): waits up to the
+    /// admission timeout for [`ADMIT_FACTOR`] (or [`COMPRESSED_ADMIT_FACTOR`]) times that, at
+    /// least [`MIN_ADMIT_BYTES`].
+    ///
+    /// # Errors
+    /// [`Error::MemoryBudget`] when the budget had no room in time.
+    pub async fn admit(&self, body_bytes: usize, compressed: bool) -> Result<Charge> {
+        let factor = if compressed {
+            COMPRESSED_ADMIT_FACTOR
+        } else {
+            ADMIT_FACTOR
+        };
+        self.budget
+            .admit(body_bytes.saturating_mul(factor).max(MIN_ADMIT_BYTES))
+            .await
+            .map_err(|e| self.budget_error(e))
+    }
+
+    /// The request-level error for a charge that could not be had.
+    pub fn budget_error(&self, e: BudgetError) -> Error {
+        match e {
+            BudgetError::Exhausted => Error::MemoryBudget {
+                retry_after: self.retry_after,
+            },
+            BudgetError::TooLarge { needed, budget } => Error::OverBudget { needed, budget },
         }
     }
 
@@ -85,16 +137,22 @@ impl Receiver {
 
     /// Decodes `req`, hands the accepted points to the edge and returns what to answer.
     /// A request whose points are all rejected sends nothing and succeeds with the rejections.
+    /// Before building the batch, `charge` is set to the estimated memory of `req` and its
+    /// batch (the caller should hold nothing else of the request by then); the caller releases
+    /// it once this returns, i.e. once the edge took the batch.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] when the edge refuses the batch; [`Error::TooLarge`] and
-    /// [`Error::Arrow`] from decoding.
+    /// [`Error::Unavailable`] when the edge refuses the batch; [`Error::MemoryBudget`] /
+    /// [`Error::OverBudget`] when the charge cannot grow to the estimate; [`Error::TooLarge`]
+    /// and [`Error::Arrow`] from decoding.
     pub async fn export(
         &self,
         protocol: Protocol,
         req: &ExportMetricsServiceRequest,
+        charge: &Charge,
     ) -> Result<ExportOutcome> {
-        let mut decoded = decode(req, &self.limits)?;
+        let reserve = |bytes| charge.resize(bytes).map_err(|e| self.budget_error(e));
+        let mut decoded = decode_reserving(req, &self.limits, now_unix_nanos(), reserve)?;
         let batch = decoded.batch.take();
         let sent = match batch {
             Some(batch) => self.edge.send(batch).await,

@@ -25,6 +25,9 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Anomaly detection tools (offline scoring of a CSV series).
+    #[command(subcommand)]
+    Anomaly(crate::anomaly_cmd::AnomalyCommand),
 }
 
 /// Which parts of the pipeline this process runs.

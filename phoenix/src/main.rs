@@ -2,9 +2,11 @@
 //!
 //! Exit codes: 0 success, 1 user error (bad config, bad query), 2 runtime failure.
 
+mod anomaly_cmd;
 mod cli;
 mod config_cmd;
 mod serve;
+mod serve_kafka;
 mod sql_client;
 mod usage_task;
 
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Sql(args) => sql_client::run(args),
         cli::Command::Config(cli::ConfigCommand::Validate(args)) => config_cmd::validate(args),
+        cli::Command::Anomaly(cmd) => anomaly_cmd::run(cmd),
         cli::Command::Loadgen(args) => phoenix_loadgen::run(args).map(|_| ()).map_err(|e| {
             if e.is_user_error() {
                 Failure::User(e.into())

@@ -22,9 +22,9 @@ use crate::cli::{Role, ServeArgs};
 use crate::{usage_task, Failure};
 
 /// How long receivers get to finish in-flight requests after a stop signal.
-const RECEIVER_DRAIN: Duration = Duration::from_secs(10);
+pub(crate) const RECEIVER_DRAIN: Duration = Duration::from_secs(10);
 /// How long sinks get to drain the graph and flush to storage.
-const SINK_FLUSH: Duration = Duration::from_secs(60);
+pub(crate) const SINK_FLUSH: Duration = Duration::from_secs(60);
 
 /// Loads the config and runs the server until SIGTERM or Ctrl-C.
 pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -46,7 +46,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
         .thread_name("phoenix")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config, prometheus))
+    match config.bus.kind {
+        BusKind::Memory => runtime.block_on(serve(config, prometheus)),
+        BusKind::Kafka => {
+            runtime.block_on(crate::serve_kafka::serve(config, args.role, prometheus))
+        }
+    }
 }
 
 /// Opts this process out of transparent huge pages. Under load the allocator returns and
@@ -79,7 +84,7 @@ fn install_metrics() -> Result<PrometheusHandle, Failure> {
         .map_err(|e| Failure::Runtime(anyhow!("installing the metrics recorder: {e}")))
 }
 
-async fn bind(addr: &str, what: &str) -> Result<TcpListener, Failure> {
+pub(crate) async fn bind(addr: &str, what: &str) -> Result<TcpListener, Failure> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for {what} on {addr}"))
@@ -279,7 +284,7 @@ async fn replay_wal(graph: &Graph, opened: Opened) -> Result<Wal, Failure> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn wait_for_stop() {
+pub(crate) async fn wait_for_stop() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             warn!(%error, "Cannot listen for Ctrl-C.");

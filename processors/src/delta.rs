@@ -73,6 +73,7 @@ pub(crate) struct SumDelta {
 }
 
 /// The delta of one histogram point.
+#[allow(dead_code)] // Result of the owning form `histogram`; callers use `histogram_into`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HistogramDelta {
     /// Start of the delta's interval (it ends at the point's time).
@@ -186,6 +187,7 @@ fn reset_start(start: Option<i64>, last_time: i64) -> i64 {
 }
 
 /// Layout key of a bucket-count list when bounds are not given: its length.
+#[allow(dead_code)] // Used by `histogram`.
 #[inline]
 fn len_layout(buckets: &[u64]) -> u64 {
     buckets.len() as u64
@@ -323,6 +325,7 @@ impl CumulativeState {
 
     /// The delta of a cumulative histogram point, with the bucket layout known only by the
     /// number of buckets (see [`CumulativeState::histogram_into`] to pass bounds).
+    #[allow(dead_code)] // The owning convenience form; processors use `histogram_into`.
     pub(crate) fn histogram(
         &mut self,
         series_id: u64,

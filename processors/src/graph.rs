@@ -71,13 +71,6 @@ impl Graph {
     /// [`Error::Config`] for a pipeline that does not validate, [`Error::Build`] for a
     /// processor that does not build, [`Error::NoRuntime`] outside a tokio runtime.
     pub fn build(config: &Config, wal: Option<Wal>, usage: Option<UsageRecorder>) -> Result<Graph> {
-        let pipeline = &config.pipeline;
-        let issues = pipeline.validate();
-        if !issues.is_empty() {
-            let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
-            return Err(Error::Config(text.join("; ")));
-        }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let capacity = config.bus.memory_capacity_batches;
         let admission = Duration::from_millis(config.ingest.admission_timeout_ms);
         let retry_after = Duration::from_secs(config.ingest.retry_after_secs);
@@ -93,7 +86,38 @@ impl Graph {
                     (Arc::new(tx), Box::new(rx), None)
                 }
             };
+        Self::build_from(config, ingress, entry_rx, wal_ingress, usage)
+    }
 
+    /// Builds the graph for `config` on an entry edge read from elsewhere (a Kafka topic in
+    /// the `process` role) and starts its stage tasks. The graph's [`Graph::ingress`] then
+    /// refuses every batch with [`EdgeError::Closed`]: data comes only through `entry`.
+    ///
+    /// # Errors
+    /// As [`Graph::build`].
+    pub fn build_with_entry(
+        config: &Config,
+        entry: Box<dyn EdgeReceiver>,
+        usage: Option<UsageRecorder>,
+    ) -> Result<Graph> {
+        Self::build_from(config, Arc::new(NoIngress), entry, None, usage)
+    }
+
+    fn build_from(
+        config: &Config,
+        ingress: Arc<dyn EdgeSender>,
+        entry_rx: Box<dyn EdgeReceiver>,
+        wal_ingress: Option<Arc<WalSender>>,
+        usage: Option<UsageRecorder>,
+    ) -> Result<Graph> {
+        let pipeline = &config.pipeline;
+        let issues = pipeline.validate();
+        if !issues.is_empty() {
+            let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            return Err(Error::Config(text.join("; ")));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let capacity = config.bus.memory_capacity_batches;
         let entry_rx: Box<dyn EdgeReceiver> = match &usage {
             Some(u) => Box::new(UsageTap::new(entry_rx, u.clone(), Flow::In)),
             None => entry_rx,
@@ -217,6 +241,16 @@ impl Graph {
     /// on their own until the graph drains.
     pub fn into_parts(self) -> (Arc<dyn EdgeSender>, Vec<SinkEdge>) {
         (self.ingress, self.sinks)
+    }
+}
+
+/// The ingress of a graph fed by an external entry edge: takes nothing.
+struct NoIngress;
+
+#[async_trait::async_trait]
+impl EdgeSender for NoIngress {
+    async fn send(&self, _batch: RecordBatch) -> Result<(), EdgeError> {
+        Err(EdgeError::Closed)
     }
 }
 

@@ -8,7 +8,9 @@
 //! - [`relay`] carries sinks' commits back to the entry edge, so the WAL is released only
 //!   once every sink has stored a record.
 
+pub mod aggregate;
 pub mod attributes;
+pub mod cardinality_limit;
 mod columns;
 mod delta;
 pub mod error;
@@ -20,6 +22,7 @@ pub mod metrics;
 pub mod processor;
 pub mod relay;
 pub mod sample;
+pub mod temporality;
 pub mod usage;
 mod series;
 mod stage;

@@ -6,7 +6,7 @@
 use arrow::record_batch::RecordBatch;
 use phoenix_model::pipeline::ProcessorParams;
 
-use crate::{attributes, filter, sample, Error, Result};
+use crate::{aggregate, attributes, cardinality_limit, filter, sample, temporality, Error, Result};
 
 /// A step of the graph that turns one batch into another.
 ///
@@ -72,6 +72,9 @@ pub const REGISTRY: &[Registration] = &[
     filter::REGISTRATION,
     attributes::REGISTRATION,
     sample::REGISTRATION,
+    temporality::REGISTRATION,
+    cardinality_limit::REGISTRATION,
+    aggregate::REGISTRATION,
 ];
 
 /// Builds processor `id` from its parameters through [`REGISTRY`].

@@ -70,12 +70,16 @@ impl<'r> RenderedAttrs<'r> {
                 }
                 Some(v) => {
                     let start = self.buf.len();
-                    // Writing to a String cannot fail.
-                    let _ = render(&mut self.buf, v);
-                    let end = self.buf.len();
-                    if end - start > max {
+                    // Writing to a String cannot fail, so an error means the value outgrew
+                    // `max`: rendering stops there instead of building a huge string.
+                    let mut capped = Capped {
+                        out: &mut self.buf,
+                        left: max,
+                    };
+                    if render(&mut capped, v).is_err() {
                         return self.fail(Reason::AttributeTooLarge);
                     }
+                    let end = self.buf.len();
                     (Slot::Rendered(start, end), Some(&self.buf[start..end]))
                 }
             };
@@ -91,6 +95,26 @@ impl<'r> RenderedAttrs<'r> {
         self.buf.clear();
         self.slots.clear();
         Err(reason)
+    }
+
+    /// Bytes of keys and rendered values (what the list adds to a map column).
+    pub(crate) fn bytes(&self) -> usize {
+        let keys: usize = self.attrs.iter().map(|kv| kv.key.len()).sum();
+        let strings: usize = self
+            .attrs
+            .iter()
+            .zip(&self.slots)
+            .map(|(kv, slot)| match (slot, value_of(kv)) {
+                (Slot::Str, Some(Value::StringValue(s))) => s.len(),
+                _ => 0,
+            })
+            .sum();
+        keys + strings + self.buf.len()
+    }
+
+    /// Number of entries.
+    pub(crate) fn entries(&self) -> usize {
+        self.attrs.len()
     }
 
     /// Sum of the pair hashes (step 3 of the series-id recipe).
@@ -151,8 +175,43 @@ fn value_of(kv: &KeyValue) -> Option<&Value> {
     kv.value.as_ref().and_then(|v| v.value.as_ref())
 }
 
+/// A writer that fails once more than `left` bytes would be written through it.
+struct Capped<'a, W: Write> {
+    out: &'a mut W,
+    left: usize,
+}
+
+impl<W: Write> Write for Capped<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.left = self.left.checked_sub(s.len()).ok_or(fmt::Error)?;
+        self.out.write_str(s)
+    }
+}
+
+/// A writer that only counts bytes.
+struct Count(usize);
+
+impl Write for Count {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// Length of the rendering of `v`, or `None` when it is longer than `max` (counting stops
+/// there).
+pub(crate) fn rendered_len(v: &Value, max: usize) -> Option<usize> {
+    let mut count = Count(0);
+    let mut capped = Capped {
+        out: &mut count,
+        left: max,
+    };
+    render(&mut capped, v).ok()?;
+    Some(count.0)
+}
+
 /// Renders a top-level attribute value (see the module doc).
-pub(crate) fn render(out: &mut String, v: &Value) -> fmt::Result {
+pub(crate) fn render<W: Write>(out: &mut W, v: &Value) -> fmt::Result {
     match v {
         Value::StringValue(s) => out.write_str(s),
         Value::BoolValue(b) => out.write_str(if *b { "true" } else { "false" }),
@@ -166,7 +225,7 @@ pub(crate) fn render(out: &mut String, v: &Value) -> fmt::Result {
 }
 
 /// Renders a value as JSON.
-fn json(out: &mut String, v: Option<&Value>) -> fmt::Result {
+fn json<W: Write>(out: &mut W, v: Option<&Value>) -> fmt::Result {
     match v {
         None => out.write_str("null"),
         Some(Value::StringValue(s)) => json_str(out, s),
@@ -209,7 +268,7 @@ fn json(out: &mut String, v: Option<&Value>) -> fmt::Result {
 }
 
 /// Writes `s` as a JSON string literal.
-fn json_str(out: &mut String, s: &str) -> fmt::Result {
+fn json_str<W: Write>(out: &mut W, s: &str) -> fmt::Result {
     out.write_char('"')?;
     let mut from = 0;
     for (i, b) in s.bytes().enumerate() {
@@ -235,7 +294,7 @@ fn json_str(out: &mut String, s: &str) -> fmt::Result {
 }
 
 /// Writes standard base64 (RFC 4648, with padding).
-fn base64(out: &mut String, data: &[u8]) -> fmt::Result {
+fn base64<W: Write>(out: &mut W, data: &[u8]) -> fmt::Result {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let sym = |n: u32| char::from(ALPHABET[(n & 63) as usize]);
     let mut chunks = data.chunks_exact(3);
@@ -348,6 +407,8 @@ mod tests {
             max_attributes: 3,
             max_attribute_value_bytes: 4,
             max_decoded_bytes: usize::MAX,
+            max_past: None,
+            max_future: None,
         };
         let attrs = vec![
             kv("a", Value::StringValue("xy".into())),
@@ -387,5 +448,30 @@ mod tests {
             Err(Reason::AttributeTooLarge)
         );
         assert_eq!(r.len(), 0);
+    }
+
+    /// A value rendering past the limit is refused without being built: rendering stops at
+    /// the limit (the scratch buffer never holds more), and `rendered_len` stops counting.
+    #[test]
+    fn oversized_rendering_stops_early() {
+        let limits = DecodeLimits {
+            max_attributes: 8,
+            max_attribute_value_bytes: 1000,
+            max_decoded_bytes: usize::MAX,
+            max_past: None,
+            max_future: None,
+        };
+        // f64::MAX renders as 309 digits; 10_000 of them would be ~3 MB.
+        let huge = Value::ArrayValue(ArrayValue {
+            values: vec![any(Value::DoubleValue(f64::MAX)); 10_000],
+        });
+        let attrs = vec![kv("a", huge.clone())];
+        let mut r = RenderedAttrs::default();
+        assert_eq!(r.load(&attrs, 1, &limits), Err(Reason::AttributeTooLarge));
+        assert!(r.buf.capacity() <= 4096, "{}", r.buf.capacity());
+        assert_eq!(rendered_len(&huge, 1000), None);
+        assert_eq!(rendered_len(&Value::DoubleValue(f64::MAX), 1000), Some(309));
+        assert_eq!(rendered_len(&Value::IntValue(-12), 2), None);
+        assert_eq!(rendered_len(&Value::IntValue(-12), 3), Some(3));
     }
 }

@@ -60,6 +60,19 @@ pub(crate) enum Values<'a> {
     Summary(&'a SummaryDataPoint),
 }
 
+impl Values<'_> {
+    /// List items the row appends (bounds, bucket counts, quantiles).
+    pub(crate) fn list_items(&self) -> usize {
+        let len = |b: &Option<Buckets>| b.as_ref().map_or(0, |b| b.bucket_counts.len());
+        match self {
+            Values::Number(_) => 0,
+            Values::Histogram(p) => p.explicit_bounds.len() + p.bucket_counts.len(),
+            Values::Exponential(p) => len(&p.positive) + len(&p.negative),
+            Values::Summary(p) => 2 * p.quantile_values.len(),
+        }
+    }
+}
+
 type StringMap = MapBuilder<StringBuilder, StringBuilder>;
 
 /// A resource's attributes, rendered once and appended to each of its rows.

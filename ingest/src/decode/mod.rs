@@ -12,6 +12,8 @@ pub mod reason;
 pub mod series_id;
 mod validate;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -25,12 +27,17 @@ use phoenix_model::schema::{kind, temporality};
 use crate::error::{Error, Result};
 use attributes::RenderedAttrs;
 use builder::{Columns, Common, ResourceMap, Values};
-use capacity::Capacity;
+use capacity::{memory_for, Capacity, ENTRY_BYTES, FIXED_ROW_BYTES, LIST_ITEM_BYTES};
 pub use reason::{Reason, RejectCounts};
+use validate::TimeWindow;
 
 /// How many times `max_body_bytes` a request may expand to in decoded columns (resource
 /// attributes are repeated on every row, so a small body can otherwise expand enormously).
 pub const MAX_EXPANSION: usize = 16;
+
+/// Ceiling of `max_decoded_bytes`: far below the 2 GiB that Arrow's 32-bit string offsets
+/// can address, so no column can overflow them.
+pub const MAX_DECODED_BYTES: usize = 1 << 30;
 
 /// Per-datapoint limits of the decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,20 +46,50 @@ pub struct DecodeLimits {
     pub max_attributes: usize,
     /// Largest attribute key or rendered value, in bytes.
     pub max_attribute_value_bytes: usize,
-    /// Largest estimated size of the decoded batch; larger requests fail with
-    /// [`Error::TooLarge`].
+    /// Largest size of the decoded batch (estimated before, counted while decoding); larger
+    /// requests fail with [`Error::TooLarge`].
     pub max_decoded_bytes: usize,
+    /// Points older than this before now are rejected (`timestamp_too_old`); `None` accepts any.
+    pub max_past: Option<Duration>,
+    /// Points further than this after now are rejected (`timestamp_in_future`); `None`
+    /// accepts any.
+    pub max_future: Option<Duration>,
 }
 
 impl DecodeLimits {
-    /// Limits from the ingest config (`max_decoded_bytes` = [`MAX_EXPANSION`] × `max_body_bytes`).
+    /// Limits from the ingest config: `max_decoded_bytes` = [`MAX_EXPANSION`] ×
+    /// `max_body_bytes` (at most [`MAX_DECODED_BYTES`]); a 0 `max_past_secs` /
+    /// `max_future_secs` leaves that side of the time window open.
     pub fn from_config(cfg: &IngestConfig) -> Self {
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         Self {
             max_attributes: cfg.max_attributes,
             max_attribute_value_bytes: cfg.max_attribute_value_bytes,
-            max_decoded_bytes: cfg.max_body_bytes.saturating_mul(MAX_EXPANSION),
+            max_decoded_bytes: cfg
+                .max_body_bytes
+                .saturating_mul(MAX_EXPANSION)
+                .min(MAX_DECODED_BYTES),
+            max_past: secs(cfg.max_past_secs),
+            max_future: secs(cfg.max_future_secs),
         }
     }
+
+    /// These limits without a time window (any representable timestamp is accepted), for
+    /// fixtures and imports of old data.
+    pub fn without_time_window(self) -> Self {
+        Self {
+            max_past: None,
+            max_future: None,
+            ..self
+        }
+    }
+}
+
+/// Now, in nanoseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_unix_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Outcome of decoding one request.
@@ -101,13 +138,45 @@ impl Decoded {
     }
 }
 
-/// Decodes and validates `req` into one batch.
+/// Decodes and validates `req` into one batch, with the time window around the current time.
 ///
 /// # Errors
 /// [`Error::TooLarge`] when the decoded columns would exceed `limits.max_decoded_bytes`;
 /// [`Error::Arrow`] if the batch cannot be assembled (a bug).
 pub fn decode(req: &ExportMetricsServiceRequest, limits: &DecodeLimits) -> Result<Decoded> {
-    let cap = Capacity::of(req);
+    decode_at(req, limits, now_unix_nanos())
+}
+
+/// [`decode`] with the time window around `now` (nanoseconds since the Unix epoch).
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_at(
+    req: &ExportMetricsServiceRequest,
+    limits: &DecodeLimits,
+    now: i64,
+) -> Result<Decoded> {
+    decode_reserving(req, limits, now, |_| Ok(()))
+}
+
+/// Estimated memory one request holds once parsed: the message plus the batch it decodes to.
+pub fn estimated_memory(req: &ExportMetricsServiceRequest, limits: &DecodeLimits) -> usize {
+    Capacity::of(req, limits.max_attribute_value_bytes).memory_bytes()
+}
+
+/// [`decode_at`] that first calls `reserve` with [`estimated_memory`] and stops with its error
+/// before building anything; if the exact column bytes outgrow the estimate while decoding
+/// (rendered values are guessed), it calls `reserve` again with a larger total before going on.
+///
+/// # Errors
+/// As [`decode`], and whatever `reserve` returns.
+pub fn decode_reserving(
+    req: &ExportMetricsServiceRequest,
+    limits: &DecodeLimits,
+    now: i64,
+    mut reserve: impl FnMut(usize) -> Result<()>,
+) -> Result<Decoded> {
+    let cap = Capacity::of(req, limits.max_attribute_value_bytes);
     let estimated = cap.estimated_bytes();
     if estimated > limits.max_decoded_bytes {
         return Err(Error::TooLarge {
@@ -115,11 +184,17 @@ pub fn decode(req: &ExportMetricsServiceRequest, limits: &DecodeLimits) -> Resul
             limit: limits.max_decoded_bytes,
         });
     }
+    reserve(cap.memory_bytes())?;
     let mut d = Decoder {
         limits,
+        reserve: &mut reserve,
+        message_bytes: cap.message_bytes,
+        reserved: estimated,
+        window: TimeWindow::around(now, limits.max_past, limits.max_future),
         cols: Columns::with_capacity(&cap),
         point: RenderedAttrs::default(),
         out: Decoded::default(),
+        bytes: 0,
     };
     let mut resource = RenderedAttrs::default();
     for rm in &req.resource_metrics {
@@ -127,6 +202,7 @@ pub fn decode(req: &ExportMetricsServiceRequest, limits: &DecodeLimits) -> Resul
         let res_ok = resource.load(res_attrs, series_id::RESOURCE_SEED, limits);
         let service = resource.find("service.name").unwrap_or("");
         let resource_map = ResourceMap::new(&resource);
+        let resource_bytes = resource.bytes() + ENTRY_BYTES * resource.entries();
         for sm in &rm.scope_metrics {
             let scope = sm.scope.as_ref().map_or("", |s| s.name.as_str());
             for m in &sm.metrics {
@@ -138,6 +214,12 @@ pub fn decode(req: &ExportMetricsServiceRequest, limits: &DecodeLimits) -> Resul
                     resource_map: &resource_map,
                     resource_ok: res_ok,
                     name_hash: series_id::name_hash(&m.name),
+                    row_bytes: FIXED_ROW_BYTES
+                        + resource_bytes
+                        + m.name.len()
+                        + m.unit.len()
+                        + scope.len()
+                        + service.len(),
                 };
                 d.metric(&ctx)?;
             }
@@ -160,6 +242,8 @@ struct MetricCtx<'a, 'r> {
     resource_map: &'a ResourceMap,
     resource_ok: Result<(), Reason>,
     name_hash: u64,
+    /// Column bytes of one row of this metric, before its attributes and lists.
+    row_bytes: usize,
 }
 
 /// Accessors shared by the four datapoint types.
@@ -197,9 +281,18 @@ impl_point!(SummaryDataPoint, |_p| 0);
 
 struct Decoder<'l, 'r> {
     limits: &'l DecodeLimits,
+    /// Charges the memory budget (see [`decode_reserving`]).
+    reserve: &'l mut dyn FnMut(usize) -> Result<()>,
+    /// Estimated bytes of the parsed message.
+    message_bytes: usize,
+    /// Column bytes covered by the last reservation.
+    reserved: usize,
+    window: TimeWindow,
     cols: Columns,
     point: RenderedAttrs<'r>,
     out: Decoded,
+    /// Column bytes appended so far, counted exactly (the estimate guesses rendered sizes).
+    bytes: usize,
 }
 
 /// Kind, temporality and monotonic of one metric.
@@ -293,7 +386,8 @@ impl<'r> Decoder<'_, 'r> {
         }
         for p in points {
             let (time, start) = p.times();
-            let checked = validate::times(time, start).and_then(|t| Ok((t, check(p)?)));
+            let checked =
+                validate::times(time, start, &self.window).and_then(|t| Ok((t, check(p)?)));
             let ((time, start_time), values) = match checked {
                 Ok(v) => v,
                 Err(reason) => {
@@ -307,6 +401,27 @@ impl<'r> Decoder<'_, 'r> {
             {
                 self.out.reject(reason, name, 1);
                 continue;
+            }
+            // Rendered values can be far longer than guessed (a double renders up to ~330
+            // digits), so the limit is enforced on the bytes really appended too.
+            self.bytes += ctx.row_bytes
+                + self.point.bytes()
+                + ENTRY_BYTES * self.point.entries()
+                + LIST_ITEM_BYTES * values.list_items();
+            if self.bytes > self.limits.max_decoded_bytes {
+                return Err(Error::TooLarge {
+                    estimated: self.bytes,
+                    limit: self.limits.max_decoded_bytes,
+                });
+            }
+            if self.bytes > self.reserved {
+                // Doubling keeps the calls few; the limit caps it.
+                let next = self
+                    .bytes
+                    .saturating_mul(2)
+                    .min(self.limits.max_decoded_bytes);
+                (self.reserve)(memory_for(self.message_bytes, next))?;
+                self.reserved = next;
             }
             let common = Common {
                 time,

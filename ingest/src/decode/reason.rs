@@ -9,6 +9,10 @@ pub enum Reason {
     MissingTimestamp,
     /// A timestamp does not fit a signed 64-bit nanosecond timestamp (after year 2262).
     TimestampOutOfRange,
+    /// `time_unix_nano` is older than `ingest.max_past_secs` before now.
+    TimestampTooOld,
+    /// `time_unix_nano` is more than `ingest.max_future_secs` after now.
+    TimestampInFuture,
     /// NaN or ±Inf in a value, or in a histogram / summary sum, min or max.
     NonFiniteValue,
     /// More than `max_attributes` attributes on the datapoint or its resource.
@@ -24,13 +28,15 @@ pub enum Reason {
 
 impl Reason {
     /// Number of reasons.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 10;
 
     /// Every reason, in index order.
     pub const ALL: [Reason; Self::COUNT] = [
         Reason::EmptyMetricName,
         Reason::MissingTimestamp,
         Reason::TimestampOutOfRange,
+        Reason::TimestampTooOld,
+        Reason::TimestampInFuture,
         Reason::NonFiniteValue,
         Reason::TooManyAttributes,
         Reason::AttributeTooLarge,
@@ -44,6 +50,8 @@ impl Reason {
             Reason::EmptyMetricName => "empty_metric_name",
             Reason::MissingTimestamp => "missing_timestamp",
             Reason::TimestampOutOfRange => "timestamp_out_of_range",
+            Reason::TimestampTooOld => "timestamp_too_old",
+            Reason::TimestampInFuture => "timestamp_in_future",
             Reason::NonFiniteValue => "non_finite_value",
             Reason::TooManyAttributes => "too_many_attributes",
             Reason::AttributeTooLarge => "attribute_too_large",
@@ -58,6 +66,10 @@ impl Reason {
             Reason::EmptyMetricName => "metric name is empty",
             Reason::MissingTimestamp => "time_unix_nano is 0",
             Reason::TimestampOutOfRange => "timestamp is after year 2262",
+            Reason::TimestampTooOld => "time_unix_nano is older than ingest.max_past_secs",
+            Reason::TimestampInFuture => {
+                "time_unix_nano is further in the future than ingest.max_future_secs"
+            }
             Reason::NonFiniteValue => "value, sum, min or max is NaN or infinite",
             Reason::TooManyAttributes => "too many attributes on the datapoint or its resource",
             Reason::AttributeTooLarge => {

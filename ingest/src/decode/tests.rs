@@ -28,6 +28,8 @@ fn limits() -> DecodeLimits {
         max_attributes: 8,
         max_attribute_value_bytes: 64,
         max_decoded_bytes: 1 << 30,
+        max_past: None,
+        max_future: None,
     }
 }
 
@@ -611,6 +613,190 @@ fn expansion_guard() {
     };
     assert!(matches!(decode(&req, &small), Err(Error::TooLarge { .. })));
     assert!(decode(&req, &limits()).is_ok());
+}
+
+/// The time window: points older than `max_past` or further than `max_future` from `now` are
+/// rejected with their own reasons (named in the message); a long-ago start time is fine.
+#[test]
+fn timestamp_window_reasons() {
+    const DAY: u64 = 86_400_000_000_000;
+    const HOUR: u64 = 3_600_000_000_000;
+    let lim = DecodeLimits {
+        max_past: Some(Duration::from_secs(30 * 86_400)),
+        max_future: Some(Duration::from_secs(3_600)),
+        ..limits()
+    };
+    let mut old_start = num(T, Value::AsInt(1), vec![]);
+    old_start.start_time_unix_nano = T - 400 * DAY;
+    let req = request(
+        vec![],
+        vec![gauge(
+            "g",
+            vec![
+                num(T - 31 * DAY, Value::AsInt(1), vec![]),
+                num(T, Value::AsInt(1), vec![]),
+                num(T - 29 * DAY, Value::AsInt(1), vec![]),
+                num(T + HOUR / 2, Value::AsInt(1), vec![]),
+                num(T + 2 * HOUR, Value::AsInt(1), vec![]),
+                old_start,
+            ],
+        )],
+    );
+    let now = T as i64;
+    let d = decode_at(&req, &lim, now).expect("decode");
+    assert_eq!(d.accepted, 4);
+    assert_eq!(d.rejections.get(Reason::TimestampTooOld), 1);
+    assert_eq!(d.rejections.get(Reason::TimestampInFuture), 1);
+    let msg = d.error_message().expect("message");
+    assert!(msg.contains("timestamp_too_old"), "{msg}");
+    let future = request(
+        vec![],
+        vec![gauge("f", vec![num(T + 2 * HOUR, Value::AsInt(1), vec![])])],
+    );
+    let d = decode_at(&future, &lim, now).expect("decode");
+    assert!(d.batch.is_none());
+    let msg = d.error_message().expect("message");
+    assert!(msg.contains("timestamp_in_future"), "{msg}");
+    // Without a window the same points are all accepted.
+    let d = decode_at(&req, &lim.without_time_window(), now).expect("decode");
+    assert_eq!((d.accepted, d.rejected), (6, 0));
+}
+
+/// `decode` windows around the wall clock, and `from_config` maps 0 to an open side.
+#[test]
+fn decode_uses_wall_clock() {
+    let cfg = IngestConfig::default();
+    let lim = DecodeLimits::from_config(&cfg);
+    assert_eq!(lim.max_past, Some(Duration::from_secs(cfg.max_past_secs)));
+    assert_eq!(
+        lim.max_future,
+        Some(Duration::from_secs(cfg.max_future_secs))
+    );
+    let now = now_unix_nanos() as u64;
+    let day = 86_400_000_000_000;
+    let req = request(
+        vec![],
+        vec![gauge(
+            "g",
+            vec![
+                num(now, Value::AsInt(1), vec![]),
+                num(now - 365 * day, Value::AsInt(1), vec![]),
+                num(now + day, Value::AsInt(1), vec![]),
+            ],
+        )],
+    );
+    let d = decode(&req, &lim).expect("decode");
+    assert_eq!(d.accepted, 1);
+    assert_eq!(d.rejections.get(Reason::TimestampTooOld), 1);
+    assert_eq!(d.rejections.get(Reason::TimestampInFuture), 1);
+    let open = DecodeLimits::from_config(&IngestConfig {
+        max_past_secs: 0,
+        max_future_secs: 0,
+        ..cfg
+    });
+    assert_eq!((open.max_past, open.max_future), (None, None));
+    assert_eq!(decode(&req, &open).expect("decode").accepted, 3);
+}
+
+/// Values that render far longer than estimated (huge doubles print every digit) are caught
+/// by the exact count while decoding: the request fails as too large instead of growing.
+#[test]
+fn rendered_expansion_guard() {
+    let attrs: Vec<KeyValue> = (0..8)
+        .map(|i| kv(&format!("d{i}"), AnyV::DoubleValue(f64::MAX)))
+        .collect();
+    let points: Vec<_> = (0..100)
+        .map(|i| num(T + i, Value::AsInt(1), attrs.clone()))
+        .collect();
+    let req = request(vec![], vec![gauge("g", points)]);
+    let lim = DecodeLimits {
+        max_attribute_value_bytes: 400,
+        max_decoded_bytes: 200_000,
+        ..limits()
+    };
+    // The estimate (16 bytes per double) passes; the real 8 × 309 bytes per row do not.
+    assert!(Capacity::of(&req, 400).estimated_bytes() < 200_000);
+    assert!(matches!(decode(&req, &lim), Err(Error::TooLarge { .. })));
+    let roomy = DecodeLimits {
+        max_decoded_bytes: 1 << 20,
+        ..lim
+    };
+    // Under a roomy limit the reservation grows with the real bytes, before they are built.
+    let mut asked = Vec::new();
+    let d = decode_reserving(&req, &roomy, T as i64, |n| {
+        asked.push(n);
+        Ok(())
+    })
+    .expect("decode");
+    assert_eq!(d.accepted, 100);
+    assert!(asked.len() > 1 && asked.windows(2).all(|w| w[0] < w[1]), "{asked:?}");
+    let batch_bytes = batch(&d).get_array_memory_size();
+    assert!(*asked.last().expect("asked") >= batch_bytes, "{asked:?} vs {batch_bytes}");
+    // A refused growth stops decoding with the reserve's error.
+    let mut calls = 0;
+    let refused = decode_reserving(&req, &roomy, T as i64, |_| {
+        calls += 1;
+        if calls > 1 {
+            Err(Error::MemoryBudget {
+                retry_after: Duration::from_secs(1),
+            })
+        } else {
+            Ok(())
+        }
+    });
+    assert!(matches!(refused, Err(Error::MemoryBudget { .. })));
+}
+
+/// A resource whose rendered attributes are large is estimated exactly (they repeat on every
+/// row), so the request is refused before anything is built.
+#[test]
+fn resource_estimate_is_exact() {
+    let attrs = vec![kv("big", AnyV::DoubleValue(f64::MAX))];
+    let points: Vec<_> = (0..1000)
+        .map(|i| num(T + i, Value::AsInt(1), vec![]))
+        .collect();
+    let req = request(attrs, vec![gauge("g", points)]);
+    let cap = Capacity::of(&req, 400);
+    assert!(
+        cap.resource_bytes >= 1000 * (309 + 3),
+        "{}",
+        cap.resource_bytes
+    );
+}
+
+/// The memory estimate covers the parsed message and the batch: more than the wire bytes and
+/// than the finished batch's buffers.
+#[test]
+fn memory_estimate_covers_message_and_batch() {
+    use prost::Message;
+    let points: Vec<_> = (0..200)
+        .map(|i| {
+            num(
+                T + i,
+                Value::AsDouble(1.5),
+                vec![
+                    s("host", "h1"),
+                    s("route", "/api/v1/things"),
+                    kv("code", AnyV::IntValue(200)),
+                ],
+            )
+        })
+        .collect();
+    let req = request(
+        vec![s("service.name", "svc")],
+        vec![gauge("http.duration", points)],
+    );
+    let est = estimated_memory(&req, &limits());
+    let d = run(&req);
+    let batch_bytes = batch(&d).get_array_memory_size();
+    assert!(est > req.encoded_len(), "{est} vs {}", req.encoded_len());
+    assert!(est > batch_bytes, "{est} vs {batch_bytes}");
+    eprintln!(
+        "wire {} estimate {} batch {}",
+        req.encoded_len(),
+        est,
+        batch_bytes
+    );
 }
 
 /// Interleaved kinds (and null values) keep every kind-specific column aligned per row.

@@ -8,6 +8,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
     SummaryDataPoint,
 };
 
+use std::time::Duration;
+
 use super::reason::Reason;
 
 /// OTLP `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
@@ -25,13 +27,56 @@ pub(crate) fn finite(v: Option<f64>) -> Option<f64> {
     v.filter(|v| v.is_finite())
 }
 
-/// Checks `time_unix_nano` and `start_time_unix_nano`; returns them as column values.
+/// Accepted `time_unix_nano` range, in nanoseconds since the Unix epoch, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeWindow {
+    /// Oldest accepted time.
+    pub oldest: i64,
+    /// Newest accepted time.
+    pub newest: i64,
+}
+
+impl TimeWindow {
+    /// Every representable time.
+    #[cfg(test)]
+    pub(crate) const ANY: TimeWindow = TimeWindow {
+        oldest: i64::MIN,
+        newest: i64::MAX,
+    };
+
+    /// `now` minus `max_past` to `now` plus `max_future`; `None` leaves that side open.
+    pub(crate) fn around(
+        now: i64,
+        max_past: Option<Duration>,
+        max_future: Option<Duration>,
+    ) -> Self {
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        TimeWindow {
+            oldest: max_past.map_or(i64::MIN, |d| now.saturating_sub(nanos(d))),
+            newest: max_future.map_or(i64::MAX, |d| now.saturating_add(nanos(d))),
+        }
+    }
+}
+
+/// Checks `time_unix_nano` (set, representable, inside `window`) and `start_time_unix_nano`
+/// (representable; not windowed: a cumulative series may have started long ago); returns them
+/// as column values.
 #[inline]
-pub(crate) fn times(time: u64, start: u64) -> Result<(i64, Option<i64>), Reason> {
+pub(crate) fn times(
+    time: u64,
+    start: u64,
+    window: &TimeWindow,
+) -> Result<(i64, Option<i64>), Reason> {
     if time == 0 {
         return Err(Reason::MissingTimestamp);
     }
     let time = i64::try_from(time).map_err(|_| Reason::TimestampOutOfRange)?;
+    if time < window.oldest {
+        return Err(Reason::TimestampTooOld);
+    }
+    if time > window.newest {
+        return Err(Reason::TimestampInFuture);
+    }
     let start = match start {
         0 => None,
         s => Some(i64::try_from(s).map_err(|_| Reason::TimestampOutOfRange)?),
@@ -60,11 +105,15 @@ pub(crate) fn number(p: &NumberDataPoint) -> Result<Option<f64>, Reason> {
     Ok(if no_value(p.flags) { None } else { v })
 }
 
-/// Checks an explicit-bucket histogram point: finite sum/min/max, `bucket_counts` either empty
-/// or one longer than strictly increasing `explicit_bounds`, and buckets summing to `count`.
+/// Checks an explicit-bucket histogram point: finite sum/min/max, strictly increasing
+/// `explicit_bounds` without NaN, `bucket_counts` either empty or one longer than the bounds,
+/// and buckets summing to `count`.
 pub(crate) fn histogram(p: &HistogramDataPoint) -> Result<(), Reason> {
     check_finite(p.flags, &[p.sum, p.min, p.max])?;
-    if !p.explicit_bounds.windows(2).all(|w| w[0] < w[1]) {
+    // `windows` alone misses a single NaN bound.
+    if p.explicit_bounds.iter().any(|b| b.is_nan())
+        || !p.explicit_bounds.windows(2).all(|w| w[0] < w[1])
+    {
         return Err(Reason::InvalidHistogram);
     }
     if p.bucket_counts.is_empty() {
@@ -101,11 +150,39 @@ mod tests {
     /// Timestamps: 0 is missing, beyond i64 is out of range, a 0 start time is null.
     #[test]
     fn timestamps() {
-        assert_eq!(times(0, 5), Err(Reason::MissingTimestamp));
-        assert_eq!(times(u64::MAX, 0), Err(Reason::TimestampOutOfRange));
-        assert_eq!(times(10, u64::MAX), Err(Reason::TimestampOutOfRange));
-        assert_eq!(times(10, 0), Ok((10, None)));
-        assert_eq!(times(10, 4), Ok((10, Some(4))));
+        let any = &TimeWindow::ANY;
+        assert_eq!(times(0, 5, any), Err(Reason::MissingTimestamp));
+        assert_eq!(times(u64::MAX, 0, any), Err(Reason::TimestampOutOfRange));
+        assert_eq!(times(10, u64::MAX, any), Err(Reason::TimestampOutOfRange));
+        assert_eq!(times(10, 0, any), Ok((10, None)));
+        assert_eq!(times(10, 4, any), Ok((10, Some(4))));
+    }
+
+    /// The window rejects times before `now - past` and after `now + future`, keeps both ends,
+    /// and never applies to the start time.
+    #[test]
+    fn timestamp_window() {
+        let now = 1_000_000_000_000;
+        let w = TimeWindow::around(
+            now,
+            Some(Duration::from_secs(100)),
+            Some(Duration::from_secs(10)),
+        );
+        let oldest = (now - 100_000_000_000) as u64;
+        let newest = (now + 10_000_000_000) as u64;
+        assert_eq!(times(oldest, 0, &w), Ok((oldest as i64, None)));
+        assert_eq!(times(oldest - 1, 0, &w), Err(Reason::TimestampTooOld));
+        assert_eq!(times(newest, 0, &w), Ok((newest as i64, None)));
+        assert_eq!(times(newest + 1, 0, &w), Err(Reason::TimestampInFuture));
+        assert_eq!(times(now as u64, 1, &w), Ok((now, Some(1))));
+        // After 2262 stays out of range, whatever the window.
+        assert_eq!(times(u64::MAX, 0, &w), Err(Reason::TimestampOutOfRange));
+        // Open sides, and windows that would overflow, saturate.
+        let open = TimeWindow::around(now, None, None);
+        assert_eq!(open, TimeWindow::ANY);
+        let huge = TimeWindow::around(now, Some(Duration::MAX), Some(Duration::MAX));
+        assert_eq!(huge.newest, i64::MAX);
+        assert_eq!(times(1, 0, &huge), Ok((1, None)));
     }
 
     /// Number points: ints convert, non-finite rejects unless flagged, flagged is null.
@@ -163,6 +240,13 @@ mod tests {
         );
         assert_eq!(
             bad(&|p| p.explicit_bounds = vec![f64::NAN, 1.0]),
+            Err(Reason::InvalidHistogram)
+        );
+        assert_eq!(
+            bad(&|p| {
+                p.explicit_bounds = vec![f64::NAN];
+                p.bucket_counts = vec![1, 2];
+            }),
             Err(Reason::InvalidHistogram)
         );
         assert_eq!(bad(&|p| p.count = 4), Err(Reason::InvalidHistogram));

@@ -70,6 +70,7 @@ impl EdgeSender for TestEdge {
 pub struct Server {
     pub addr: SocketAddr,
     pub edge: Arc<TestEdge>,
+    pub receiver: Arc<Receiver>,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<phoenix_ingest::Result<()>>,
 }
@@ -98,6 +99,8 @@ pub fn config(max_body_bytes: usize) -> IngestConfig {
     IngestConfig {
         max_body_bytes,
         max_attribute_value_bytes: 16 * 1024,
+        // Fixtures use the fixed timestamp `T` (2023): no time window.
+        max_past_secs: 0,
         ..IngestConfig::default()
     }
 }
@@ -110,13 +113,22 @@ pub async fn start(grpc: bool, cfg: IngestConfig) -> Server {
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let task = if grpc {
-        tokio::spawn(phoenix_ingest::serve_grpc(listener, receiver, token))
+        tokio::spawn(phoenix_ingest::serve_grpc(
+            listener,
+            receiver.clone(),
+            token,
+        ))
     } else {
-        tokio::spawn(phoenix_ingest::serve_http(listener, receiver, token))
+        tokio::spawn(phoenix_ingest::serve_http(
+            listener,
+            receiver.clone(),
+            token,
+        ))
     };
     Server {
         addr,
         edge,
+        receiver,
         shutdown,
         task,
     }

@@ -316,3 +316,70 @@ async fn usage_counts_in_out_and_dropped() {
     assert_eq!(u("datapoints_dropped"), vec![5, 0]);
     assert_eq!(u("series_in"), vec![1, 1]);
 }
+
+/// An external entry edge that records the commits it receives.
+struct RecordingEntry {
+    inner: crate::memory_edge::MemoryReceiver,
+    commits: std::sync::Arc<std::sync::Mutex<Vec<AckToken>>>,
+}
+
+#[async_trait::async_trait]
+impl EdgeReceiver for RecordingEntry {
+    async fn recv(&mut self) -> Option<Delivery> {
+        self.inner.recv().await
+    }
+
+    async fn commit(&mut self, upto: AckToken) -> Result<(), EdgeError> {
+        self.commits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(upto);
+        Ok(())
+    }
+}
+
+/// A graph built on an external entry edge (as the Kafka `process` role does) routes that
+/// edge's deliveries to every sink and relays a commit back to it only once every sink
+/// committed; its own ingress refuses batches.
+#[tokio::test]
+async fn external_entry_edge_feeds_sinks_and_gets_commits() {
+    let (tx, rx) = memory_edge(
+        "external",
+        8,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let commits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let entry = RecordingEntry {
+        inner: rx,
+        commits: commits.clone(),
+    };
+    let mut graph =
+        Graph::build_with_entry(&config(FAN_OUT), Box::new(entry), None).expect("builds");
+    let refused = graph.ingress.send(batch(&mixed(1))).await;
+    assert!(matches!(refused, Err(EdgeError::Closed)));
+    tx.send(batch(&mixed(4))).await.expect("room");
+    for table in ["filtered", "raw"] {
+        let d = recv(sink(&mut graph, table)).await;
+        assert_eq!(d.ack, AckToken(1));
+    }
+    let seen =
+        |c: &std::sync::Mutex<Vec<AckToken>>| c.lock().map(|v| v.clone()).unwrap_or_default();
+    sink(&mut graph, "raw")
+        .commit(AckToken(1))
+        .await
+        .expect("commit");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(seen(&commits).is_empty(), "one sink is not enough");
+    sink(&mut graph, "filtered")
+        .commit(AckToken(1))
+        .await
+        .expect("commit");
+    for _ in 0..500 {
+        if seen(&commits) == [AckToken(1)] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("entry edge got commits {:?}", seen(&commits));
+}

@@ -1,0 +1,59 @@
+//! Checks shared by the OTLP fuzz targets: decoding must never panic, must end in a batch or a
+//! clean error, and its counts must add up.
+
+use arrow::array::Array;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use phoenix_ingest::{decode_at, DecodeLimits, Error};
+use phoenix_model::config::IngestConfig;
+
+/// The decoder's clock: just after the seeds' timestamps (1.7e18 ns, November 2023), so the
+/// time window accepts them and inputs can step over either edge.
+pub const NOW: i64 = 1_700_000_100_000_000_000;
+
+/// Default limits with a smaller decoded size, so inputs stay cheap.
+pub fn limits() -> DecodeLimits {
+    DecodeLimits {
+        max_decoded_bytes: 64 << 20,
+        ..DecodeLimits::from_config(&IngestConfig::default())
+    }
+}
+
+/// Datapoints in `req`.
+fn points(req: &ExportMetricsServiceRequest) -> usize {
+    req.resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(|m| match &m.data {
+            None => 0,
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+        })
+        .sum()
+}
+
+/// Decodes `req` and checks the outcome; panics (a finding) on any inconsistency.
+pub fn check_request(req: &ExportMetricsServiceRequest) {
+    match decode_at(req, &limits(), NOW) {
+        Ok(d) => {
+            let rows = d.batch.as_ref().map_or(0, |b| b.num_rows());
+            assert_eq!(rows, d.accepted, "batch rows vs accepted");
+            assert_eq!(d.accepted + d.rejected, points(req), "every point counted");
+            assert_eq!(d.rejections.total(), d.rejected as u64, "reasons add up");
+            assert_eq!(d.error_message().is_some(), d.rejected > 0, "message iff rejected");
+            if let Some(b) = &d.batch {
+                assert_eq!(b.schema(), phoenix_model::metrics_schema());
+                for c in b.columns() {
+                    c.to_data().validate_full().expect("valid column");
+                }
+            }
+        }
+        // The only clean error for a parsed request: it would decode too large.
+        Err(Error::TooLarge { .. }) => {}
+        Err(e) => panic!("unexpected decode error: {e}"),
+    }
+}

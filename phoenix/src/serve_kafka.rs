@@ -1,0 +1,333 @@
+//! `phoenix serve` with `bus.kind: kafka`: the pipeline split at the ingest topic, so ingest
+//! and processing scale separately.
+//!
+//! - `--role ingest`: OTLP receivers → [`KafkaSender`]. No WAL: the topic is the log, and an
+//!   export is acknowledged only once Kafka acknowledged every part of it (acks=all,
+//!   idempotent producer); a broker that does not answer makes ingest answer 503/UNAVAILABLE.
+//! - `--role process`: [`KafkaReceiver`] in the consumer group → the processor graph → table
+//!   sinks. Offsets are committed once the sinks flushed what came before them; a partition
+//!   taken away in a rebalance is released only once what was delivered from it is committed.
+//! - `--role all`: both in one process.
+//!
+//! Every role serves the HTTP API (SQL over the stored files, `/health/detailed`, `/metrics`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use metrics_exporter_prometheus::PrometheusHandle;
+use phoenix_analytics::QueryEngine;
+use phoenix_api::ApiState;
+use phoenix_bus::{BusMonitor, KafkaReceiver, KafkaSender, ReceiverHandle, ReceiverOptions};
+use phoenix_ingest::Receiver;
+use phoenix_model::{Config, EdgeSender, HealthRegistry, Status};
+use phoenix_processors::{Graph, UsageRecorder};
+use phoenix_storage::Storage;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::cli::Role;
+use crate::serve::{bind, wait_for_stop, RECEIVER_DRAIN, SINK_FLUSH};
+use crate::{usage_task, Failure};
+
+/// How long startup keeps trying to reach the brokers before giving up.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
+/// Messages a processing node fetches ahead of its graph.
+const PREFETCH: usize = 32;
+
+/// The ingest half: receivers writing to the topic.
+struct IngestPart {
+    sender: Arc<KafkaSender>,
+    cancel: CancellationToken,
+    tasks: Vec<(&'static str, JoinHandle<Result<(), phoenix_ingest::Error>>)>,
+}
+
+/// The processing half: consumer → graph → sinks.
+struct ProcessPart {
+    handle: ReceiverHandle,
+    sinks: Vec<JoinHandle<()>>,
+    sink_cancel: CancellationToken,
+    stages: Vec<JoinHandle<()>>,
+    usage_task: Option<JoinHandle<()>>,
+    usage_cancel: CancellationToken,
+}
+
+/// Runs `role` until SIGTERM or Ctrl-C, then stops ingest first, then drains processing.
+pub(crate) async fn serve(
+    config: Config,
+    role: Role,
+    prometheus: PrometheusHandle,
+) -> Result<(), Failure> {
+    phoenix_bus::metrics::describe();
+    let health = HealthRegistry::default();
+    let storage = Storage::open(&config.storage)
+        .await
+        .with_context(|| format!("opening storage at {}", config.storage.url))?;
+
+    let process = match role {
+        Role::Ingest => None,
+        Role::All | Role::Process => Some(start_process(&config, &storage, &health).await?),
+    };
+    let ingest = match role {
+        Role::Process => None,
+        Role::All | Role::Ingest => Some(start_ingest(&config).await?),
+    };
+
+    let engine = Arc::new(QueryEngine::new(storage.clone(), &config.api).context("starting SQL")?);
+    let api = bind(&config.api.listen, "the HTTP API").await?;
+    let api_cancel = CancellationToken::new();
+    let state = ApiState {
+        engine,
+        health: health.clone(),
+        prometheus: prometheus.clone(),
+    };
+    let api_task = tokio::spawn(phoenix_api::serve(api, state, api_cancel.clone()));
+    let reporter_cancel = CancellationToken::new();
+    let reporter = tokio::spawn(report_health(
+        health.clone(),
+        ingest.as_ref().map(|i| i.sender.clone()),
+        process.as_ref().map(|p| p.handle.monitor().clone()),
+        config.clone(),
+        prometheus,
+        reporter_cancel.clone(),
+    ));
+    info!(
+        role = ?role,
+        brokers = %config.bus.kafka.brokers,
+        topic_prefix = %config.bus.kafka.topic_prefix,
+        api = %config.api.listen,
+        storage = %config.storage.url,
+        "Phoenix is serving on Kafka."
+    );
+    wait_for_stop().await;
+    info!("Stopping: receivers first, then processing drains and storage flushes.");
+
+    if let Some(ingest) = ingest {
+        stop_ingest(ingest).await;
+    }
+    reporter_cancel.cancel();
+    if let Err(error) = reporter.await {
+        warn!(%error, "Health reporter failed.");
+    }
+    let flushed = match process {
+        Some(process) => stop_process(process).await,
+        None => true,
+    };
+    api_cancel.cancel();
+    match api_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => warn!(%error, "API server ended with an error."),
+        Err(error) => warn!(%error, "API task failed."),
+    }
+    if flushed {
+        info!("Stopped cleanly.");
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow!(
+            "storage flush timed out at shutdown"
+        )))
+    }
+}
+
+/// Retries `connect` until it succeeds or [`CONNECT_PATIENCE`] runs out.
+async fn with_patience<T, F, Fut>(what: &str, mut connect: F) -> Result<T, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = phoenix_bus::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + CONNECT_PATIENCE;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match connect().await {
+            Ok(v) => return Ok(v),
+            Err(error) if tokio::time::Instant::now() + backoff < deadline => {
+                warn!(%error, "Cannot reach Kafka for the {what} yet; retrying.");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => {
+                return Err(Failure::Runtime(anyhow!(
+                    "connecting the {what} to Kafka: {error}"
+                )))
+            }
+        }
+    }
+}
+
+async fn start_ingest(config: &Config) -> Result<IngestPart, Failure> {
+    let admission = Duration::from_millis(config.ingest.admission_timeout_ms);
+    let retry_after = Duration::from_secs(config.ingest.retry_after_secs);
+    let sender = with_patience("ingest producer", || {
+        KafkaSender::connect(&config.bus.kafka, admission, retry_after)
+    })
+    .await?;
+    info!(topic = %sender.topic(), partitions = sender.partitions(), "Ingest writes to Kafka.");
+    let sender = Arc::new(sender);
+    let receiver = Arc::new(Receiver::new(
+        sender.clone() as Arc<dyn EdgeSender>,
+        &config.ingest,
+    ));
+    let grpc = bind(&config.ingest.grpc_listen, "OTLP/gRPC").await?;
+    let http = bind(&config.ingest.http_listen, "OTLP/HTTP").await?;
+    let cancel = CancellationToken::new();
+    let tasks = vec![
+        (
+            "OTLP/gRPC",
+            tokio::spawn(phoenix_ingest::serve_grpc(
+                grpc,
+                receiver.clone(),
+                cancel.clone(),
+            )),
+        ),
+        (
+            "OTLP/HTTP",
+            tokio::spawn(phoenix_ingest::serve_http(http, receiver, cancel.clone())),
+        ),
+    ];
+    Ok(IngestPart {
+        sender,
+        cancel,
+        tasks,
+    })
+}
+
+async fn stop_ingest(ingest: IngestPart) {
+    ingest.cancel.cancel();
+    for (name, task) in ingest.tasks {
+        match tokio::time::timeout(RECEIVER_DRAIN, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => warn!(receiver = name, %error, "Receiver ended with an error."),
+            Ok(Err(error)) => warn!(receiver = name, %error, "Receiver task failed."),
+            Err(_) => warn!(receiver = name, "Receiver did not stop in time."),
+        }
+    }
+}
+
+async fn start_process(
+    config: &Config,
+    storage: &Storage,
+    health: &HealthRegistry,
+) -> Result<ProcessPart, Failure> {
+    // A revocation waits for the sinks' next flush to commit what was delivered.
+    let revoke_timeout = Duration::from_secs(config.storage.flush_interval_secs.saturating_mul(2))
+        + Duration::from_secs(10);
+    let options = ReceiverOptions {
+        prefetch: PREFETCH,
+        revoke_timeout,
+    };
+    let receiver = with_patience("processing consumer", || {
+        KafkaReceiver::connect(&config.bus.kafka, options.clone())
+    })
+    .await?;
+    let handle = receiver.handle();
+    let usage = config.pipeline.usage.enabled.then(UsageRecorder::new);
+    let mut graph = Graph::build_with_entry(config, Box::new(receiver), usage.clone())
+        .map_err(|e| Failure::Runtime(anyhow!("building the processor graph: {e}")))?;
+    let stages = std::mem::take(&mut graph.stages);
+    let sink_cancel = CancellationToken::new();
+    let mut sinks = Vec::new();
+    for sink in std::mem::take(&mut graph.sinks) {
+        let table = storage
+            .table(&sink.table)
+            .with_context(|| format!("opening table {}", sink.table))?;
+        let (health, cancel, name) = (health.clone(), sink_cancel.clone(), sink.table.clone());
+        let rx = sink.rx;
+        sinks.push(tokio::spawn(async move {
+            if let Err(error) = phoenix_storage::run_sink(table, rx, health, cancel).await {
+                error!(table = %name, %error, "Table sink failed.");
+            }
+        }));
+    }
+    let usage_cancel = CancellationToken::new();
+    let usage_task = usage.map(|u| {
+        let grace = Duration::from_secs(config.pipeline.usage.grace_secs);
+        tokio::spawn(usage_task::run(
+            u,
+            storage.clone(),
+            grace,
+            usage_cancel.clone(),
+        ))
+    });
+    drop(graph);
+    Ok(ProcessPart {
+        handle,
+        sinks,
+        sink_cancel,
+        stages,
+        usage_task,
+        usage_cancel,
+    })
+}
+
+/// Stops fetching, lets the graph drain and the sinks flush and commit; whether all flushed.
+async fn stop_process(process: ProcessPart) -> bool {
+    // Undelivered messages stay in Kafka (uncommitted) for the partitions' next owner.
+    process.handle.stop();
+    let mut flushed = true;
+    for task in process.sinks {
+        if tokio::time::timeout(SINK_FLUSH, task).await.is_err() {
+            flushed = false;
+        }
+    }
+    if !flushed {
+        process.sink_cancel.cancel();
+        error!(
+            "Storage did not finish flushing in time; Kafka will redeliver what was not committed."
+        );
+    }
+    process.usage_cancel.cancel();
+    if let Some(task) = process.usage_task {
+        if tokio::time::timeout(SINK_FLUSH, task).await.is_err() {
+            warn!("Usage accounting did not flush in time.");
+        }
+    }
+    // Stages relay the sinks' last commits to the consumer, then end and leave the group.
+    for stage in process.stages {
+        if tokio::time::timeout(RECEIVER_DRAIN, stage).await.is_err() {
+            warn!("A graph stage did not stop in time.");
+        }
+    }
+    flushed
+}
+
+/// Keeps the ingest and bus health figures current, and the metrics exporter fresh.
+async fn report_health(
+    health: HealthRegistry,
+    sender: Option<Arc<KafkaSender>>,
+    monitor: Option<BusMonitor>,
+    config: Config,
+    prometheus: PrometheusHandle,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut bus = monitor
+            .as_ref()
+            .map(BusMonitor::figures)
+            .unwrap_or_default();
+        bus.insert("kind".into(), "kafka".into());
+        bus.insert("brokers".into(), config.bus.kafka.brokers.clone().into());
+        if let Some(sender) = &sender {
+            let mut figures = serde_json::Map::new();
+            figures.insert(
+                "grpc_listen".into(),
+                config.ingest.grpc_listen.clone().into(),
+            );
+            figures.insert(
+                "http_listen".into(),
+                config.ingest.http_listen.clone().into(),
+            );
+            health.report("ingest", Status::Ok, figures);
+            bus.insert("ingest_topic".into(), sender.topic().into());
+            bus.insert("ingest_partitions".into(), sender.partitions().into());
+            bus.insert("produce_in_flight".into(), sender.queued().into());
+        }
+        health.report("bus", Status::Ok, bus);
+        prometheus.run_upkeep();
+    }
+}

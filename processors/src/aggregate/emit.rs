@@ -1,0 +1,242 @@
+//! Builds output rows in the metrics schema with Arrow builders.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, ArrayRef, BooleanBuilder, Float64Builder, ListBuilder, MapBuilder,
+    StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+};
+use arrow::record_batch::RecordBatch;
+use phoenix_model::metrics_schema;
+use phoenix_model::schema::col;
+
+use super::buckets::HistAcc;
+use super::group::{Entries, OutSeries};
+use crate::Result;
+
+/// The kind-specific fields of one output row.
+pub(super) enum Fields<'a> {
+    /// A gauge function's value.
+    Gauge(f64),
+    /// A sum.
+    Sum {
+        /// `delta` or `cumulative`.
+        temporality: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// A histogram.
+    Histogram {
+        /// `delta` or `cumulative`.
+        temporality: &'static str,
+        /// Its buckets and statistics.
+        hist: &'a HistAcc,
+    },
+}
+
+/// Column builders of one output batch.
+pub(super) struct Emitter {
+    rows: usize,
+    time: TimestampNanosecondBuilder,
+    start: TimestampNanosecondBuilder,
+    metric: StringBuilder,
+    kind: StringBuilder,
+    temporality: StringBuilder,
+    monotonic: BooleanBuilder,
+    unit: StringBuilder,
+    service: StringBuilder,
+    resource: MapBuilder<StringBuilder, StringBuilder>,
+    scope: StringBuilder,
+    attributes: MapBuilder<StringBuilder, StringBuilder>,
+    series_id: UInt64Builder,
+    value: Float64Builder,
+    count: UInt64Builder,
+    sum: Float64Builder,
+    min: Float64Builder,
+    max: Float64Builder,
+    bounds: ListBuilder<Float64Builder>,
+    buckets: ListBuilder<UInt64Builder>,
+    sample_rate: Float64Builder,
+    flags: UInt32Builder,
+}
+
+/// A map builder for `rows` rows of about four entries.
+fn map_builder(rows: usize) -> MapBuilder<StringBuilder, StringBuilder> {
+    MapBuilder::with_capacity(
+        None,
+        StringBuilder::with_capacity(rows * 4, rows * 48),
+        StringBuilder::with_capacity(rows * 4, rows * 64),
+        rows,
+    )
+}
+
+fn append_map(b: &mut MapBuilder<StringBuilder, StringBuilder>, entries: &Entries) -> Result<()> {
+    for (k, v) in entries {
+        b.keys().append_value(k);
+        b.values().append_option(v.as_deref());
+    }
+    Ok(b.append(true)?)
+}
+
+impl Emitter {
+    /// No rows yet; builders sized for `rows` (they grow past it if needed).
+    pub(super) fn with_capacity(rows: usize) -> Self {
+        let strings =
+            |bytes_per_row: usize| StringBuilder::with_capacity(rows, rows * bytes_per_row);
+        Emitter {
+            rows: 0,
+            time: TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            start: TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            metric: strings(32),
+            kind: strings(9),
+            temporality: strings(10),
+            monotonic: BooleanBuilder::with_capacity(rows),
+            unit: strings(4),
+            service: strings(16),
+            resource: map_builder(rows),
+            scope: strings(16),
+            attributes: map_builder(rows),
+            series_id: UInt64Builder::with_capacity(rows),
+            value: Float64Builder::with_capacity(rows),
+            count: UInt64Builder::with_capacity(rows),
+            sum: Float64Builder::with_capacity(rows),
+            min: Float64Builder::with_capacity(rows),
+            max: Float64Builder::with_capacity(rows),
+            bounds: ListBuilder::new(Float64Builder::new()),
+            buckets: ListBuilder::new(UInt64Builder::new()),
+            sample_rate: Float64Builder::with_capacity(rows),
+            flags: UInt32Builder::with_capacity(rows),
+        }
+    }
+
+    /// Rows so far.
+    pub(super) fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Appends one row of series `s` under its output name `name` (an index into its names),
+    /// stamped `time` with start `start`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Arrow`] when a map entry cannot be appended (a bug).
+    pub(super) fn row(
+        &mut self,
+        s: &OutSeries,
+        name: usize,
+        time: i64,
+        start: i64,
+        fields: Fields<'_>,
+    ) -> Result<()> {
+        let (Some(metric), Some(&id)) = (s.names.get(name), s.ids.get(name)) else {
+            return Ok(());
+        };
+        self.time.append_value(time);
+        self.start.append_value(start);
+        self.metric.append_value(metric);
+        self.unit.append_value(&s.unit);
+        self.service.append_value(&s.service);
+        append_map(&mut self.resource, &s.resource)?;
+        self.scope.append_value(&s.scope);
+        append_map(&mut self.attributes, &s.attributes)?;
+        self.series_id.append_value(id);
+        self.sample_rate.append_value(s.sample_rate);
+        self.flags.append_value(0);
+        match fields {
+            Fields::Gauge(v) => {
+                self.kind.append_value(phoenix_model::schema::kind::GAUGE);
+                self.temporality.append_null();
+                self.monotonic.append_null();
+                self.value.append_value(v);
+                self.histogram(None);
+            }
+            Fields::Sum { temporality, value } => {
+                self.kind.append_value(phoenix_model::schema::kind::SUM);
+                self.temporality.append_value(temporality);
+                self.monotonic.append_value(s.monotonic);
+                self.value.append_value(value);
+                self.histogram(None);
+            }
+            Fields::Histogram { temporality, hist } => {
+                self.kind
+                    .append_value(phoenix_model::schema::kind::HISTOGRAM);
+                self.temporality.append_value(temporality);
+                self.monotonic.append_null();
+                self.value.append_null();
+                self.histogram(Some(hist));
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Appends the histogram columns (nulls for other kinds).
+    fn histogram(&mut self, h: Option<&HistAcc>) {
+        match h {
+            None => {
+                self.count.append_null();
+                self.sum.append_null();
+                self.min.append_null();
+                self.max.append_null();
+                self.bounds.append_null();
+                self.buckets.append_null();
+            }
+            Some(h) => {
+                self.count.append_value(h.count);
+                self.sum.append_option(h.sum);
+                self.min.append_option(h.min);
+                self.max.append_option(h.max);
+                self.bounds.values().append_slice(&h.bounds);
+                self.bounds.append(true);
+                self.buckets.values().append_slice(&h.counts);
+                self.buckets.append(true);
+            }
+        }
+    }
+
+    /// The rows as a batch in the metrics schema.
+    ///
+    /// # Errors
+    /// [`crate::Error::Arrow`] when the columns do not fit the schema (a bug).
+    pub(super) fn finish(mut self) -> Result<RecordBatch> {
+        let schema = metrics_schema();
+        let n = self.rows;
+        let mut built: Vec<(&'static str, ArrayRef)> = vec![
+            (col::TIME, Arc::new(self.time.finish())),
+            (col::START_TIME, Arc::new(self.start.finish())),
+            (col::METRIC, Arc::new(self.metric.finish())),
+            (col::KIND, Arc::new(self.kind.finish())),
+            (col::TEMPORALITY, Arc::new(self.temporality.finish())),
+            (col::MONOTONIC, Arc::new(self.monotonic.finish())),
+            (col::UNIT, Arc::new(self.unit.finish())),
+            (col::SERVICE, Arc::new(self.service.finish())),
+            (col::RESOURCE, Arc::new(self.resource.finish())),
+            (col::SCOPE, Arc::new(self.scope.finish())),
+            (col::ATTRIBUTES, Arc::new(self.attributes.finish())),
+            (col::SERIES_ID, Arc::new(self.series_id.finish())),
+            (col::VALUE, Arc::new(self.value.finish())),
+            (col::COUNT, Arc::new(self.count.finish())),
+            (col::SUM, Arc::new(self.sum.finish())),
+            (col::MIN, Arc::new(self.min.finish())),
+            (col::MAX, Arc::new(self.max.finish())),
+            (col::BOUNDS, Arc::new(self.bounds.finish())),
+            (col::BUCKET_COUNTS, Arc::new(self.buckets.finish())),
+            (col::SAMPLE_RATE, Arc::new(self.sample_rate.finish())),
+            (col::FLAGS, Arc::new(self.flags.finish())),
+        ];
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                match built
+                    .iter()
+                    .position(|(name, _)| *name == f.name().as_str())
+                {
+                    Some(i) => built.swap_remove(i).1,
+                    // Exponential-histogram and summary columns: never produced here.
+                    None => new_null_array(f.data_type(), n),
+                }
+            })
+            .collect();
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}

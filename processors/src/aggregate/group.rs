@@ -1,0 +1,372 @@
+//! Output series: which one a row belongs to, and their metadata and running totals.
+//!
+//! An output series is keyed by its `series_id` (the input's in temporal mode, recomputed from
+//! the kept attributes in spatial mode), its [`Shape`] and its `sample_rate`. Its strings are
+//! allocated once, when it is created; rows only hash borrowed strings to find it.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use phoenix_model::series_id::{combine, name_hash, pair_hash, ATTRIBUTE_SEED, RESOURCE_SEED};
+
+use super::buckets::HistAcc;
+use super::input::{Input, Shape};
+use crate::columns::MapView;
+use crate::series::SERVICE_NAME;
+
+/// Multiplicative hasher for keys that are small integers or already hashes.
+#[derive(Default)]
+pub(super) struct FastHasher(u64);
+
+/// Multiplier of [`FastHasher`] (as in rustc-hash).
+const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The product's entropy is in the high bits; the table indexes with the low ones.
+        self.0.rotate_left(26)
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.wrapping_add(n).wrapping_mul(K);
+    }
+}
+
+/// A hash map with [`FastHasher`].
+pub(super) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// Identity of an output series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct OutKey {
+    /// Its `series_id` (before any gauge-function suffix).
+    pub id: u64,
+    /// What it aggregates into.
+    pub shape: Shape,
+    /// Bits of its `sample_rate`: rows of different rates never merge.
+    pub rate: u64,
+}
+
+/// How rows are grouped into output series.
+#[derive(Debug, Clone)]
+pub(super) enum Grouping {
+    /// Per input series.
+    Temporal,
+    /// Per metric and kept attributes.
+    Spatial {
+        /// Datapoint attribute keys kept.
+        attributes: Vec<String>,
+        /// Resource attribute keys kept.
+        resource: Vec<String>,
+    },
+}
+
+/// Running totals of a cumulative output series.
+#[derive(Debug, Clone, Default)]
+pub(super) enum Running {
+    /// None yet.
+    #[default]
+    Empty,
+    /// A sum since `start`.
+    Sum {
+        /// Window start of the first total.
+        start: i64,
+        /// The total.
+        value: f64,
+    },
+    /// A histogram since `start`.
+    Histogram {
+        /// Window start of the first total.
+        start: i64,
+        /// The total.
+        hist: HistAcc,
+    },
+}
+
+/// Map entries owned by an output series.
+pub(super) type Entries = Vec<(String, Option<String>)>;
+
+/// Most bucket layouts remembered per series (more than one only while bounds change).
+const LAYOUTS: usize = 4;
+
+/// One output series.
+#[derive(Debug)]
+pub(super) struct OutSeries {
+    /// Its key.
+    pub key: OutKey,
+    /// Output metric names: one per gauge function and quantile, or the metric's own.
+    pub names: Vec<String>,
+    /// `series_id` of each name.
+    pub ids: Vec<u64>,
+    /// `unit` of its first row.
+    pub unit: String,
+    /// `scope` of its first row.
+    pub scope: String,
+    /// `service` (from the kept resource).
+    pub service: String,
+    /// Kept resource attributes.
+    pub resource: Entries,
+    /// Kept datapoint attributes.
+    pub attributes: Entries,
+    /// Whether every sum merged into it was monotonic.
+    pub monotonic: bool,
+    /// `sample_rate` of its rows.
+    pub sample_rate: f64,
+    /// Start of the latest window it got a row in (for idle expiry).
+    pub last_window: i64,
+    /// Running totals (cumulative output).
+    pub running: Running,
+    /// Recently seen bucket bounds, shared by its buffered points.
+    layouts: Vec<Arc<[f64]>>,
+}
+
+/// Metric-name hash of the previous row (rows of one metric come in runs).
+#[derive(Default)]
+pub(super) struct NameCache<'a>(Option<(&'a str, u64)>);
+
+impl<'a> NameCache<'a> {
+    #[inline]
+    fn hash(&mut self, name: &'a str) -> u64 {
+        match self.0 {
+            Some((prev, h)) if prev == name => h,
+            _ => {
+                let h = name_hash(name);
+                self.0 = Some((name, h));
+                h
+            }
+        }
+    }
+}
+
+/// Every output series, in a slab addressed by `u32` so windows refer to them cheaply.
+pub(super) struct Groups {
+    grouping: Grouping,
+    /// Suffixes of gauge output names, one per function then quantile.
+    suffixes: Vec<String>,
+    index: FastMap<OutKey, u32>,
+    slots: Vec<Option<OutSeries>>,
+    free: Vec<u32>,
+}
+
+/// Wrapping sum of the pair hashes of the entries of `row` whose key is in `keep`.
+#[inline]
+fn kept_sum(map: &MapView<'_>, row: usize, keep: &[String], seed: u64) -> u64 {
+    map.range(row)
+        .filter(|&i| keep.iter().any(|k| k == map.key(i)))
+        .fold(0u64, |acc, i| {
+            acc.wrapping_add(pair_hash(seed, map.key(i), map.value(i)))
+        })
+}
+
+/// Owned entries of `row` whose key is in `keep` (all when `None`), sorted by key when
+/// filtered so the output does not depend on which row came first.
+fn entries(map: &MapView<'_>, row: usize, keep: Option<&[String]>) -> Entries {
+    let mut out: Entries = map
+        .range(row)
+        .filter(|&i| keep.is_none_or(|keep| keep.iter().any(|k| k == map.key(i))))
+        .map(|i| (map.key(i).to_string(), map.value(i).map(str::to_string)))
+        .collect();
+    if keep.is_some() {
+        out.sort();
+    }
+    out
+}
+
+/// Wrapping sum of the pair hashes of owned entries.
+fn entries_sum(entries: &Entries, seed: u64) -> u64 {
+    entries.iter().fold(0u64, |acc, (k, v)| {
+        acc.wrapping_add(pair_hash(seed, k, v.as_deref()))
+    })
+}
+
+impl Groups {
+    /// No series yet; gauges get one output name per suffix.
+    pub(super) fn new(grouping: Grouping, suffixes: Vec<String>) -> Self {
+        Groups {
+            grouping,
+            suffixes,
+            index: FastMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Series held.
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The output series key of row `row`.
+    #[inline]
+    pub(super) fn key<'a>(
+        &self,
+        input: &Input<'a>,
+        row: usize,
+        shape: Shape,
+        names: &mut NameCache<'a>,
+    ) -> OutKey {
+        let id = match &self.grouping {
+            Grouping::Temporal => input.series_id[row],
+            Grouping::Spatial {
+                attributes,
+                resource,
+            } => combine(
+                names.hash(input.metric.value(row)),
+                kept_sum(&input.resource, row, resource, RESOURCE_SEED),
+                kept_sum(&input.attributes, row, attributes, ATTRIBUTE_SEED),
+            ),
+        };
+        OutKey {
+            id,
+            shape,
+            rate: input.sample_rate[row].to_bits(),
+        }
+    }
+
+    /// The slot of `key`, created from row `row` when new; `None` when new and `max` series
+    /// are already held.
+    pub(super) fn find_or_insert(
+        &mut self,
+        key: OutKey,
+        input: &Input<'_>,
+        row: usize,
+        max: usize,
+    ) -> Option<u32> {
+        if let Some(&idx) = self.index.get(&key) {
+            return Some(idx);
+        }
+        if self.index.len() >= max {
+            return None;
+        }
+        let series = self.create(key, input, row);
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.slots[idx as usize] = Some(series);
+                idx
+            }
+            None => {
+                self.slots.push(Some(series));
+                u32::try_from(self.slots.len() - 1).ok()?
+            }
+        };
+        self.index.insert(key, idx);
+        Some(idx)
+    }
+
+    /// A new output series from its first row.
+    fn create(&self, key: OutKey, input: &Input<'_>, row: usize) -> OutSeries {
+        let metric = input.metric.value(row);
+        let (resource, attributes, service) = match &self.grouping {
+            Grouping::Temporal => (
+                entries(&input.resource, row, None),
+                entries(&input.attributes, row, None),
+                input.service.value(row).to_string(),
+            ),
+            Grouping::Spatial {
+                attributes,
+                resource,
+            } => {
+                let res = entries(&input.resource, row, Some(resource));
+                let service = res
+                    .iter()
+                    .find(|(k, _)| k == SERVICE_NAME)
+                    .and_then(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                (
+                    res,
+                    entries(&input.attributes, row, Some(attributes)),
+                    service,
+                )
+            }
+        };
+        let (names, ids) = if key.shape == Shape::Gauge {
+            let r = entries_sum(&resource, RESOURCE_SEED);
+            let a = entries_sum(&attributes, ATTRIBUTE_SEED);
+            self.suffixes
+                .iter()
+                .map(|suffix| {
+                    let name = format!("{metric}.{suffix}");
+                    let id = combine(name_hash(&name), r, a);
+                    (name, id)
+                })
+                .unzip()
+        } else {
+            (vec![metric.to_string()], vec![key.id])
+        };
+        OutSeries {
+            key,
+            names,
+            ids,
+            unit: input.unit.value(row).to_string(),
+            scope: input.scope.value(row).to_string(),
+            service,
+            resource,
+            attributes,
+            monotonic: true,
+            sample_rate: input.sample_rate[row],
+            last_window: i64::MIN,
+            running: Running::Empty,
+            layouts: Vec::new(),
+        }
+    }
+
+    /// Series `idx`.
+    #[inline]
+    pub(super) fn get(&self, idx: u32) -> Option<&OutSeries> {
+        self.slots.get(idx as usize).and_then(Option::as_ref)
+    }
+
+    /// Series `idx`, mutably.
+    #[inline]
+    pub(super) fn get_mut(&mut self, idx: u32) -> Option<&mut OutSeries> {
+        self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+    }
+
+    /// Forgets series whose latest window started before `cutoff`; returns how many.
+    pub(super) fn expire(&mut self, cutoff: i64) -> usize {
+        let mut n = 0;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|s| s.last_window < cutoff) {
+                if let Some(s) = slot.take() {
+                    self.index.remove(&s.key);
+                    // Slots are created from a u32 index, so this fits.
+                    self.free.push(i as u32);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
+impl OutSeries {
+    /// Shared bounds equal to `bounds`, allocated only when the series has not seen them lately.
+    pub(super) fn layout(&mut self, bounds: &[f64]) -> Arc<[f64]> {
+        if let Some(l) = self.layouts.iter().find(|l| l[..] == *bounds) {
+            return l.clone();
+        }
+        if self.layouts.len() == LAYOUTS {
+            self.layouts.remove(0);
+        }
+        let l: Arc<[f64]> = bounds.into();
+        self.layouts.push(l.clone());
+        l
+    }
+}

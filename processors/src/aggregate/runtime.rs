@@ -1,0 +1,407 @@
+//! The running aggregator: routes rows into windows, closes windows on the watermark, and
+//! emits their rows.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{BooleanArray, BooleanBufferBuilder};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::record_batch::RecordBatch;
+use phoenix_model::metrics_schema;
+use phoenix_model::pipeline::{GaugeFunction, LatePolicy, OutputTemporality};
+use phoenix_model::schema::temporality::{CUMULATIVE, DELTA};
+
+use super::buckets::HistAcc;
+use super::config::Settings;
+use super::emit::{Emitter, Fields};
+use super::group::{Grouping, Groups, NameCache, OutSeries, Running};
+use super::input::{Class, Input};
+use super::metrics::AggregateMetrics;
+use super::window::{Acc, GaugeAcc, HistRow, Window};
+use crate::delta::{wall_clock_ns, CumulativeState, InitialValue};
+use crate::processor::Processor;
+use crate::Result;
+
+/// Points stamped further than this ahead of the wall clock are dropped (`reason="future"`),
+/// so one exporter with a wrong clock cannot push the watermark past every window.
+pub const MAX_FUTURE_NS: i64 = 10 * 60 * 1_000_000_000;
+
+/// Tumbling event-time windows over gauges, sums and histograms; see the module docs.
+pub struct Aggregate {
+    settings: Settings,
+    groups: Groups,
+    /// Open windows by start.
+    windows: BTreeMap<i64, Window>,
+    /// Cumulative → delta state per input stream.
+    cumulative: CumulativeState,
+    /// Newest event time accepted.
+    max_time: i64,
+    /// Position assumed by [`Processor::process`].
+    next_position: u64,
+    /// Rows the last call dropped on purpose.
+    dropped: Option<RecordBatch>,
+    /// Delta bucket counts of the conversion in progress.
+    scratch: Vec<u64>,
+    /// Whether hitting `max_series` was logged.
+    capped_logged: bool,
+    metrics: AggregateMetrics,
+}
+
+/// Per-call tallies, added to the counters once per batch.
+#[derive(Default)]
+struct Tally {
+    late: u64,
+    late_dropped: u64,
+    no_value: u64,
+    max_series: u64,
+    future: u64,
+}
+
+/// A gauge function's value.
+fn apply(f: GaugeFunction, g: &GaugeAcc) -> f64 {
+    match f {
+        GaugeFunction::Sum => g.sum,
+        GaugeFunction::Count => g.count as f64,
+        GaugeFunction::Min => g.min,
+        GaugeFunction::Max => g.max,
+        GaugeFunction::Mean => g.sum / g.count as f64,
+        GaugeFunction::Last => g.last(),
+    }
+}
+
+/// A boolean mask of `n` false bits.
+fn mask(n: usize) -> BooleanBufferBuilder {
+    let mut b = BooleanBufferBuilder::new(n);
+    b.append_n(n, false);
+    b
+}
+
+impl Aggregate {
+    pub(super) fn new(
+        settings: Settings,
+        grouping: Grouping,
+        suffixes: Vec<String>,
+        initial: InitialValue,
+        metrics: AggregateMetrics,
+    ) -> Self {
+        let cumulative = CumulativeState::new(initial, settings.idle_ns);
+        Aggregate {
+            settings,
+            groups: Groups::new(grouping, suffixes),
+            windows: BTreeMap::new(),
+            cumulative,
+            max_time: i64::MIN,
+            next_position: 0,
+            dropped: None,
+            scratch: Vec::new(),
+            capped_logged: false,
+            metrics,
+        }
+    }
+
+    /// Event time up to which windows are complete.
+    fn watermark(&self) -> i64 {
+        self.max_time.saturating_sub(self.settings.lateness_ns)
+    }
+
+    /// Routes every row of `batch` into its window (or the pass / drop masks).
+    fn ingest(
+        &mut self,
+        batch: &RecordBatch,
+        position: u64,
+        pass: &mut BooleanBufferBuilder,
+        drop: &mut BooleanBufferBuilder,
+    ) -> Result<Tally> {
+        let input = Input::new(batch)?;
+        let w = self.settings.window_ns;
+        let future = wall_clock_ns().saturating_add(MAX_FUTURE_NS);
+        let mut tally = Tally::default();
+        let mut names = NameCache::default();
+        for row in 0..batch.num_rows() {
+            let class = input.class(row);
+            let Some(shape) = class.shape() else {
+                pass.set_bit(row, true);
+                continue;
+            };
+            if !input.has_value(row, class) {
+                drop.set_bit(row, true);
+                tally.no_value += 1;
+                continue;
+            }
+            let t = input.time[row];
+            if t > future {
+                drop.set_bit(row, true);
+                tally.future += 1;
+                continue;
+            }
+            let start = t.saturating_sub(t.rem_euclid(w));
+            if start.saturating_add(w) <= self.max_time.saturating_sub(self.settings.lateness_ns) {
+                tally.late += 1;
+                match self.settings.late_policy {
+                    LatePolicy::Drop => {
+                        drop.set_bit(row, true);
+                        tally.late_dropped += 1;
+                    }
+                    LatePolicy::PassThrough => pass.set_bit(row, true),
+                }
+                continue;
+            }
+            self.max_time = self.max_time.max(t);
+            let key = self.groups.key(&input, row, shape, &mut names);
+            let Some(out) = self
+                .groups
+                .find_or_insert(key, &input, row, self.settings.max_series)
+            else {
+                drop.set_bit(row, true);
+                tally.max_series += 1;
+                continue;
+            };
+            let Some(series) = self.groups.get_mut(out) else {
+                continue;
+            };
+            series.last_window = series.last_window.max(start);
+            let win = self
+                .windows
+                .entry(start)
+                .or_insert_with(|| Window::new(position));
+            let id = input.series_id[row];
+            match class {
+                Class::Gauge => win.gauge(out, self.settings.sketch, t, id, input.value(row)),
+                Class::DeltaSum => {
+                    series.monotonic &= input.monotonic(row);
+                    win.delta_sum(out, input.value(row));
+                }
+                Class::CumulativeSum { monotonic } => {
+                    series.monotonic &= monotonic;
+                    win.cumulative_sum(out, id, t, input.start(row), input.value(row), monotonic);
+                }
+                Class::DeltaHistogram | Class::CumulativeHistogram => {
+                    let h = HistRow {
+                        bounds: series.layout(input.bounds(row)),
+                        counts: input.buckets(row),
+                        count: input.count(row),
+                        sum: input.sum(row),
+                        min: input.min(row),
+                        max: input.max(row),
+                    };
+                    if class == Class::DeltaHistogram {
+                        win.delta_histogram(out, &h);
+                    } else {
+                        win.cumulative_histogram(out, id, t, input.start(row), h);
+                    }
+                }
+                Class::Other => {}
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Closes the windows that end at or before `watermark` (all when `None`), in order, and
+    /// returns their rows; then forgets idle series.
+    fn close(&mut self, watermark: Option<i64>) -> Result<Option<RecordBatch>> {
+        let mut closing = Vec::new();
+        while let Some(entry) = self.windows.first_entry() {
+            let start = *entry.key();
+            if watermark.is_some_and(|wm| start.saturating_add(self.settings.window_ns) > wm) {
+                break;
+            }
+            closing.push((start, entry.remove()));
+        }
+        if closing.is_empty() {
+            return Ok(None);
+        }
+        // Convert first (in window order, as the per-series state needs), so the row count
+        // is known and the builders are sized once.
+        for (_, win) in &mut closing {
+            win.convert(&mut self.cumulative, &mut self.scratch);
+        }
+        let per_gauge = self.settings.functions.len() + self.settings.quantiles.len();
+        let rows = closing
+            .iter()
+            .flat_map(|(_, w)| w.accs.values())
+            .map(|a| match a {
+                Acc::Gauge(_) => per_gauge,
+                _ => 1,
+            })
+            .sum();
+        let mut out = Emitter::with_capacity(rows);
+        for (start, win) in closing {
+            self.finish_window(start, win, &mut out)?;
+        }
+        if let Some(wm) = watermark {
+            let expired = self.groups.expire(wm.saturating_sub(self.settings.idle_ns));
+            let streams = self.cumulative.expire(wm);
+            if expired + streams > 0 {
+                tracing::debug!(series = expired, streams, "Idle series expired.");
+            }
+        }
+        if out.len() == 0 {
+            return Ok(None);
+        }
+        out.finish().map(Some)
+    }
+
+    /// Emits the rows of the window starting at `start` (its cumulative points converted).
+    fn finish_window(&mut self, start: i64, win: Window, out: &mut Emitter) -> Result<()> {
+        let mut accs: Vec<(u32, Acc)> = win.accs.into_iter().collect();
+        // Output order by series key, not hash order, so runs are reproducible.
+        accs.sort_unstable_by_key(|(idx, _)| self.groups.get(*idx).map(|s| s.key));
+        let s = &self.settings;
+        for (idx, acc) in accs {
+            let Some(series) = self.groups.get_mut(idx) else {
+                continue;
+            };
+            match acc {
+                Acc::Gauge(g) => {
+                    for (i, &f) in s.functions.iter().enumerate() {
+                        out.row(series, i, start, start, Fields::Gauge(apply(f, &g)))?;
+                    }
+                    let sketch = g.sketch.as_deref();
+                    for (j, &q) in s.quantiles.iter().enumerate() {
+                        // In range (validated) and non-empty, so always a value.
+                        if let Some(v) = sketch.and_then(|sk| sk.quantile(q).ok().flatten()) {
+                            let i = s.functions.len() + j;
+                            out.row(series, i, start, start, Fields::Gauge(v))?;
+                        }
+                    }
+                }
+                Acc::Sum(v) => emit_sum(series, s.temporality, start, v, out)?,
+                Acc::Histogram(h) => emit_histogram(series, s.temporality, start, h, out)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Refreshes the state gauges.
+    fn report_state(&self) {
+        self.metrics
+            .state_series
+            .set((self.groups.len() + self.cumulative.len()) as f64);
+        self.metrics.state_windows.set(self.windows.len() as f64);
+    }
+}
+
+/// Emits a window's sum of series `s` in the output temporality.
+fn emit_sum(
+    s: &mut OutSeries,
+    temporality: OutputTemporality,
+    start: i64,
+    v: f64,
+    out: &mut Emitter,
+) -> Result<()> {
+    let (since, value, temporality) = match temporality {
+        OutputTemporality::Delta => (start, v, DELTA),
+        OutputTemporality::Cumulative => match &mut s.running {
+            Running::Sum {
+                start: since,
+                value,
+            } => {
+                *value += v;
+                (*since, *value, CUMULATIVE)
+            }
+            _ => {
+                s.running = Running::Sum { start, value: v };
+                (start, v, CUMULATIVE)
+            }
+        },
+    };
+    out.row(s, 0, start, since, Fields::Sum { temporality, value })
+}
+
+/// Emits a window's histogram of series `s` in the output temporality.
+fn emit_histogram(
+    s: &mut OutSeries,
+    temporality: OutputTemporality,
+    start: i64,
+    h: HistAcc,
+    out: &mut Emitter,
+) -> Result<()> {
+    if temporality == OutputTemporality::Delta {
+        return out.row(
+            s,
+            0,
+            start,
+            start,
+            Fields::Histogram {
+                temporality: DELTA,
+                hist: &h,
+            },
+        );
+    }
+    match &mut s.running {
+        Running::Histogram { hist, .. } => hist.merge(&h),
+        _ => s.running = Running::Histogram { start, hist: h },
+    }
+    if let Running::Histogram { start: since, hist } = &s.running {
+        out.row(
+            s,
+            0,
+            start,
+            *since,
+            Fields::Histogram {
+                temporality: CUMULATIVE,
+                hist,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+impl Processor for Aggregate {
+    fn process(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let position = self.next_position;
+        self.process_at(batch, position)
+    }
+
+    fn process_at(&mut self, batch: RecordBatch, position: u64) -> Result<RecordBatch> {
+        self.next_position = position.saturating_add(1);
+        self.dropped = None;
+        let n = batch.num_rows();
+        let (mut pass, mut drop) = (mask(n), mask(n));
+        let tally = self.ingest(&batch, position, &mut pass, &mut drop)?;
+        let m = &self.metrics;
+        m.late.increment(tally.late);
+        m.dropped_late.increment(tally.late_dropped);
+        m.dropped_no_value.increment(tally.no_value);
+        m.dropped_max_series.increment(tally.max_series);
+        m.dropped_future.increment(tally.future);
+        if tally.max_series > 0 && !self.capped_logged {
+            self.capped_logged = true;
+            tracing::warn!(
+                max_series = self.settings.max_series,
+                dropped = tally.max_series,
+                "Aggregation state is full; points of new series are dropped."
+            );
+        }
+        let aggregated = self.close(Some(self.watermark()))?;
+        self.report_state();
+        let drop = drop.finish();
+        if drop.count_set_bits() > 0 {
+            self.dropped = Some(filter_record_batch(&batch, &BooleanArray::new(drop, None))?);
+        }
+        let pass = pass.finish();
+        let passed = (pass.count_set_bits() > 0)
+            .then(|| filter_record_batch(&batch, &BooleanArray::new(pass, None)))
+            .transpose()?;
+        match (aggregated, passed) {
+            (Some(a), Some(p)) => Ok(concat_batches(&metrics_schema(), [&a, &p])?),
+            (Some(a), None) => Ok(a),
+            (None, Some(p)) => Ok(p),
+            (None, None) => Ok(batch.slice(0, 0)),
+        }
+    }
+
+    fn held_since(&self) -> Option<u64> {
+        self.windows.values().map(|w| w.first_position).min()
+    }
+
+    fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        self.dropped = None;
+        let out = self.close(None)?;
+        self.report_state();
+        Ok(out)
+    }
+
+    fn take_dropped(&mut self) -> Option<RecordBatch> {
+        self.dropped.take()
+    }
+}
