@@ -32,7 +32,7 @@ const MAX_SHAPE: f64 = 0.9;
 
 /// The 16-bit log code of a raw score (0 for zero or less).
 fn encode(s: f64) -> u16 {
-    if !(s > 0.0) {
+    if s.is_nan() || s <= 0.0 {
         return 0;
     }
     ((s.log2() + CODE_OFFSET) * CODE_STEPS)
@@ -131,12 +131,20 @@ impl Calibrator {
         let (mean_excess, shape) = if count >= 2 {
             let (a0, a1) = (a0 / count as f64, a1 / count as f64);
             let denom = a0 - 2.0 * a1;
-            let shape = if denom > 0.0 { 2.0 - a0 / denom } else { MAX_SHAPE };
+            let shape = if denom > 0.0 {
+                2.0 - a0 / denom
+            } else {
+                MAX_SHAPE
+            };
             (a0, shape)
         } else {
             (a0, 0.0)
         };
-        let shape = if shape.is_finite() { shape.clamp(0.0, MAX_SHAPE) } else { 0.0 };
+        let shape = if shape.is_finite() {
+            shape.clamp(0.0, MAX_SHAPE)
+        } else {
+            0.0
+        };
         let count = count.max(1);
         // Mean excess of a generalized Pareto tail is sigma / (1 - xi).
         let sigma = (mean_excess * (1.0 - shape)).max(floor);
@@ -228,11 +236,17 @@ mod tests {
     fn heavy_tails_are_recognised() {
         let mut rng = Rng::new(3);
         let gauss = fitted((0..512).map(|_| rng.normal().abs()), 512);
-        let pareto = fitted((0..512).map(|_| (1.0 - rng.unit()).powf(-1.0 / 3.0) - 1.0), 512);
+        let pareto = fitted(
+            (0..512).map(|_| (1.0 - rng.unit()).powf(-1.0 / 3.0) - 1.0),
+            512,
+        );
         // Compare at the same multiple of each sample's 99th percentile.
         let far_gauss = gauss.p_value(2.58 * 3.0);
         let far_pareto = pareto.p_value(3.64 * 3.0);
-        assert!(far_pareto > 100.0 * far_gauss, "{far_pareto} vs {far_gauss}");
+        assert!(
+            far_pareto > 100.0 * far_gauss,
+            "{far_pareto} vs {far_gauss}"
+        );
         let six = gauss.p_value(6.0);
         assert!(six < 1e-7, "{six}");
     }

@@ -108,10 +108,16 @@ impl DetectorConfig {
             ));
         }
         if !(self.tail_fraction > 0.0 && self.tail_fraction < 0.5) {
-            return bad(format!("tail_fraction must be in (0, 0.5), got {}", self.tail_fraction));
+            return bad(format!(
+                "tail_fraction must be in (0, 0.5), got {}",
+                self.tail_fraction
+            ));
         }
         if !(self.alarm_threshold > 0.0 && self.alarm_threshold <= 1.0) {
-            return bad(format!("alarm_threshold must be in (0, 1], got {}", self.alarm_threshold));
+            return bad(format!(
+                "alarm_threshold must be in (0, 1], got {}",
+                self.alarm_threshold
+            ));
         }
         // Damped scores must stay below the threshold, or suppressed points would read as alarms.
         if !(self.suppress_damping >= 0.0 && self.suppress_damping < self.alarm_threshold) {
@@ -120,8 +126,11 @@ impl DetectorConfig {
                 self.suppress_damping
             ));
         }
-        if !(self.rearm_margin >= 0.0) {
-            return bad(format!("rearm_margin must be >= 0, got {}", self.rearm_margin));
+        if self.rearm_margin.is_nan() || self.rearm_margin < 0.0 {
+            return bad(format!(
+                "rearm_margin must be >= 0, got {}",
+                self.rearm_margin
+            ));
         }
         Ok(())
     }
@@ -132,9 +141,9 @@ impl DetectorConfig {
     /// [`Error::InvalidConfig`] for an unknown key or an unparsable value.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let int = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| Error::InvalidConfig(format!("{key}: `{value}` is not a whole number")))
+            value.parse::<usize>().map_err(|_| {
+                Error::InvalidConfig(format!("{key}: `{value}` is not a whole number"))
+            })
         };
         let float = || {
             value
@@ -180,7 +189,11 @@ mod tests {
     fn default_is_valid_and_small() {
         let c = DetectorConfig::default();
         c.validate().expect("default config validates");
-        assert!(c.state_budget_bytes() <= 8 * 1024, "{}", c.state_budget_bytes());
+        assert!(
+            c.state_budget_bytes() <= 8 * 1024,
+            "{}",
+            c.state_budget_bytes()
+        );
     }
 
     /// Scenario: a window shorter than 2. Guarantee: validation names the field.

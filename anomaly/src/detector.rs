@@ -264,8 +264,14 @@ impl Detector {
         // Raw scores are kept in value units so calibration buffers stay comparable across refits.
         let residual = (z_now - forecast) * st.scale;
         let s_forecast = residual.abs();
-        let s_pattern = knn::distance(z, cfg.window, cfg.neighbours, cfg.exclusion, cfg.train_stride)
-            .map(|d| d * st.scale);
+        let s_pattern = knn::distance(
+            z,
+            cfg.window,
+            cfg.neighbours,
+            cfg.exclusion,
+            cfg.train_stride,
+        )
+        .map(|d| d * st.scale);
 
         let sq = residual * residual;
         let (fast, slow) = if st.energy_slow < 0.0 {
@@ -292,22 +298,40 @@ impl Detector {
             } else {
                 1.0
             };
+            let p_pattern = s_pattern.map_or(1.0, |s| st.calib[0].p_value(s));
+            let p_forecast = st.calib[1].p_value(s_forecast);
             let p = [
-                s_pattern.map_or(1.0, |s| st.calib[0].p_value(s)),
-                st.calib[1].p_value(s_forecast),
+                p_pattern,
+                // A forecast miss counts only as far as the pattern memory corroborates it
+                // (geometric mean): a spike that recurs every day misses the forecast each time,
+                // but the kNN has seen its window before.
+                if p_forecast < p_pattern {
+                    (p_forecast * p_pattern).sqrt()
+                } else {
+                    p_forecast
+                },
                 st.calib[2].p_value(s_volatility),
                 p_stuck,
             ];
-            let (best, p_min) = p
-                .iter()
-                .copied()
-                .enumerate()
-                .fold((0, 1.0), |acc, (i, q)| if q < acc.1 { (i, q) } else { acc });
+            let (best, p_min) =
+                p.iter()
+                    .copied()
+                    .enumerate()
+                    .fold((0, 1.0), |acc, (i, q)| if q < acc.1 { (i, q) } else { acc });
             let combined = (p_min * MODELS).min(1.0);
             let raw = -combined.log10() / SCORE_DECADES;
-            out.raw_score = if raw.is_nan() { 0.0 } else { raw.clamp(0.0, 1.0) };
+            out.raw_score = if raw.is_nan() {
+                0.0
+            } else {
+                raw.clamp(0.0, 1.0)
+            };
             if out.raw_score > 0.0 {
-                out.driver = [Driver::Pattern, Driver::Forecast, Driver::Volatility, Driver::Stuck][best];
+                out.driver = [
+                    Driver::Pattern,
+                    Driver::Forecast,
+                    Driver::Volatility,
+                    Driver::Stuck,
+                ][best];
             }
         }
 
@@ -438,7 +462,10 @@ mod tests {
     fn rejects_nan() {
         let mut d = Detector::new(DetectorConfig::default()).expect("valid config");
         let mut st = d.new_state();
-        assert!(matches!(d.score(&mut st, f64::NAN), Err(Error::NonFiniteValue(_))));
+        assert!(matches!(
+            d.score(&mut st, f64::NAN),
+            Err(Error::NonFiniteValue(_))
+        ));
         assert_eq!(st.points_seen(), 0);
     }
 

@@ -21,7 +21,10 @@ pub struct Scored<'a> {
 ///
 /// # Errors
 /// [`CsvError`] if a series does not round-trip (a bug in the generator or the scorer).
-pub fn score_all<'a>(series: &'a [LabeledSeries], config: &DetectorConfig) -> Result<Vec<Scored<'a>>, CsvError> {
+pub fn score_all<'a>(
+    series: &'a [LabeledSeries],
+    config: &DetectorConfig,
+) -> Result<Vec<Scored<'a>>, CsvError> {
     series
         .iter()
         .map(|s| {
@@ -31,7 +34,12 @@ pub fn score_all<'a>(series: &'a [LabeledSeries], config: &DetectorConfig) -> Re
             let scores = text
                 .lines()
                 .skip(1)
-                .map(|l| l.rsplit(',').next().and_then(|x| x.parse().ok()).unwrap_or(0.0))
+                .map(|l| {
+                    l.rsplit(',')
+                        .next()
+                        .and_then(|x| x.parse().ok())
+                        .unwrap_or(0.0)
+                })
                 .collect();
             Ok(Scored { series: s, scores })
         })
@@ -94,7 +102,8 @@ impl Tally {
 
     /// Mean detection delay in points.
     pub fn mean_delay(&self) -> Option<f64> {
-        (!self.delays.is_empty()).then(|| self.delays.iter().sum::<usize>() as f64 / self.delays.len() as f64)
+        (!self.delays.is_empty())
+            .then(|| self.delays.iter().sum::<usize>() as f64 / self.delays.len() as f64)
     }
 
     /// False alarms per 10,000 points.
@@ -139,7 +148,11 @@ pub fn tally(s: &Scored<'_>, threshold: f64) -> Tally {
         if score < threshold {
             continue;
         }
-        match series.labels.iter().position(|l| l.start_ts <= ts && ts <= l.end_ts) {
+        match series
+            .labels
+            .iter()
+            .position(|l| l.start_ts <= ts && ts <= l.end_ts)
+        {
             Some(k) => {
                 first[k].get_or_insert(i);
             }
@@ -235,7 +248,10 @@ mod tests {
             scores: vec![0.0, 0.9, 0.0, 0.0, 0.1, 0.8, 0.9, 0.0, 0.0, 0.0],
         };
         let t = tally(&scored, 0.5);
-        assert_eq!((t.detected, t.false_alarms, t.delays.clone()), (1, 1, vec![1]));
+        assert_eq!(
+            (t.detected, t.false_alarms, t.delays.clone()),
+            (1, 1, vec![1])
+        );
         assert!((t.precision() - 0.5).abs() < 1e-12);
         assert!((t.recall() - 1.0).abs() < 1e-12);
     }

@@ -12,7 +12,13 @@ use ndarray::{ArrayView1, ArrayView2, ShapeBuilder};
 /// to its `k` nearest windows ending at least `exclusion + 1` points earlier, taking every
 /// `stride`-th older window (neighbouring windows of a smooth series are near-duplicates), or
 /// `None` if there are too few windows.
-pub(crate) fn distance(z: &[f64], window: usize, k: usize, exclusion: usize, stride: usize) -> Option<f64> {
+pub(crate) fn distance(
+    z: &[f64],
+    window: usize,
+    k: usize,
+    exclusion: usize,
+    stride: usize,
+) -> Option<f64> {
     let n = z.len();
     let span = n.checked_sub(exclusion + window)?;
     let stride = stride.max(1);
@@ -45,7 +51,9 @@ mod tests {
     /// of the pattern is near, the break is far.
     #[test]
     fn repeat_is_near_break_is_far() {
-        let base: Vec<f64> = (0..200).map(|i| ((i % 20) as f64 / 20.0 * 6.28).sin()).collect();
+        let base: Vec<f64> = (0..200)
+            .map(|i| ((i % 20) as f64 / 20.0 * std::f64::consts::TAU).sin())
+            .collect();
         let near = distance(&base, 8, 2, 10, 1).expect("enough windows");
         let mut broken = base.clone();
         *broken.last_mut().expect("non-empty") += 3.0;

@@ -84,12 +84,20 @@ fn timestamp_key(s: &str) -> Option<(TsKind, f64)> {
     }
     let date = |dt: NaiveDateTime| {
         let utc = dt.and_utc();
-        (TsKind::Date, utc.timestamp() as f64 + f64::from(utc.timestamp_subsec_nanos()) * 1e-9)
+        (
+            TsKind::Date,
+            utc.timestamp() as f64 + f64::from(utc.timestamp_subsec_nanos()) * 1e-9,
+        )
     };
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(date(dt.naive_utc()));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(date(dt));
         }
@@ -112,16 +120,28 @@ pub fn parse(input: &str) -> Result<Vec<Row<'_>>, CsvError> {
         .by_ref()
         .find(|(_, l)| !l.trim().is_empty())
         .ok_or_else(|| invalid(1, "empty input: expected a header `timestamp,value`".into()))?;
-    let names: Vec<String> = header.split(',').map(|f| field(f).to_ascii_lowercase()).collect();
+    let names: Vec<String> = header
+        .split(',')
+        .map(|f| field(f).to_ascii_lowercase())
+        .collect();
     let ts_col = names.iter().position(|n| n == "timestamp");
     let value_col = names.iter().position(|n| n == "value");
     let (Some(ts_col), Some(value_col)) = (ts_col, value_col) else {
         let looks_like_data = header.split(',').count() >= 2
-            && header.split(',').nth(1).is_some_and(|v| field(v).parse::<f64>().is_ok());
+            && header
+                .split(',')
+                .nth(1)
+                .is_some_and(|v| field(v).parse::<f64>().is_ok());
         let message = if looks_like_data {
-            format!("missing header: expected `timestamp,value`, found data row `{}`", header.trim())
+            format!(
+                "missing header: expected `timestamp,value`, found data row `{}`",
+                header.trim()
+            )
         } else {
-            format!("header must name columns `timestamp` and `value`, found `{}`", header.trim())
+            format!(
+                "header must name columns `timestamp` and `value`, found `{}`",
+                header.trim()
+            )
         };
         return Err(invalid(header_line, message));
     };
@@ -201,7 +221,11 @@ pub fn score_rows(rows: &[Row<'_>], config: &DetectorConfig) -> Result<Vec<Score
 /// # Errors
 /// See [`parse`]; nothing is written when the input is invalid. [`CsvError::Io`] if writing
 /// fails.
-pub fn score_csv(input: &str, out: &mut impl Write, config: &DetectorConfig) -> Result<Summary, CsvError> {
+pub fn score_csv(
+    input: &str,
+    out: &mut impl Write,
+    config: &DetectorConfig,
+) -> Result<Summary, CsvError> {
     let rows = parse(input)?;
     let scores = score_rows(&rows, config)?;
     writeln!(out, "{OUTPUT_HEADER}")?;
@@ -233,13 +257,18 @@ mod tests {
     /// Scenario: a well-formed file with dates, CRLF and a BOM. Guarantee: rows parse in order.
     #[test]
     fn parses_dates_and_numbers() {
-        let rows = parse("\u{feff}timestamp,value\r\n2015-09-01 13:45:00,1.5\r\n2015-09-01 13:50:00,2\r\n")
-            .expect("valid input");
+        let rows = parse(
+            "\u{feff}timestamp,value\r\n2015-09-01 13:45:00,1.5\r\n2015-09-01 13:50:00,2\r\n",
+        )
+        .expect("valid input");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].line, 3);
         assert_eq!(rows[1].value, 2.0);
         let rows = parse("value,timestamp\n3,100\n4,100\n5,101\n").expect("valid input");
-        assert_eq!(rows.iter().map(|r| r.value).collect::<Vec<_>>(), vec![3.0, 4.0, 5.0]);
+        assert_eq!(
+            rows.iter().map(|r| r.value).collect::<Vec<_>>(),
+            vec![3.0, 4.0, 5.0]
+        );
     }
 
     /// Scenario: each kind of bad input. Guarantee: the error names the offending line.
@@ -288,7 +317,11 @@ mod tests {
         assert_eq!(lines[0], OUTPUT_HEADER);
         assert!(lines[8].starts_with("7,0.5,"));
         for l in &lines[1..] {
-            let s: f64 = l.rsplit(',').next().and_then(|x| x.parse().ok()).expect("score");
+            let s: f64 = l
+                .rsplit(',')
+                .next()
+                .and_then(|x| x.parse().ok())
+                .expect("score");
             assert!((0.0..=1.0).contains(&s));
         }
     }

@@ -54,16 +54,6 @@ impl<T: Copy> Ring<T> {
         &mut self.buf
     }
 
-    /// The `i`-th most recent value (0 = newest).
-    pub(crate) fn back(&self, i: usize) -> Option<T> {
-        let n = self.buf.len();
-        if i >= n {
-            return None;
-        }
-        let pos = (self.head + n - 1 - i) % n;
-        Some(self.buf[pos])
-    }
-
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.buf.capacity() * std::mem::size_of::<T>()
@@ -84,9 +74,6 @@ mod tests {
         let (a, b) = r.as_slices();
         let all: Vec<i32> = a.iter().chain(b).copied().collect();
         assert_eq!(all, vec![7, 8, 9, 10, 11]);
-        assert_eq!(r.back(0), Some(11));
-        assert_eq!(r.back(4), Some(7));
-        assert_eq!(r.back(5), None);
         assert_eq!(r.heap_bytes(), 5 * 4);
     }
 }

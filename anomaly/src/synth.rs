@@ -197,7 +197,11 @@ impl Profile {
         let interval = [60, 300, 300, 300, 900, 3600][rng.index(0, 6)];
         let level = 10f64.powf(rng.range(0.0, 4.0));
         let sigma = level * rng.range(0.01, 0.05);
-        let daily = if rng.chance(0.8) { rng.range(2.0, 10.0) * sigma } else { 0.0 };
+        let daily = if rng.chance(0.8) {
+            rng.range(2.0, 10.0) * sigma
+        } else {
+            0.0
+        };
         Self {
             interval,
             level,
@@ -205,10 +209,18 @@ impl Profile {
             phi: rng.range(0.0, 0.7),
             daily,
             business_hours: rng.chance(0.4),
-            weekend_factor: if rng.chance(0.5) { rng.range(0.3, 0.8) } else { 1.0 },
+            weekend_factor: if rng.chance(0.5) {
+                rng.range(0.3, 0.8)
+            } else {
+                1.0
+            },
             trend: rng.range(-3.0, 3.0) * sigma / length as f64,
             integer: level > 50.0 && rng.chance(0.25),
-            dof: if rng.chance(0.3) { [3, 4, 6][rng.index(0, 3)] } else { 0 },
+            dof: if rng.chance(0.3) {
+                [3, 4, 6][rng.index(0, 3)]
+            } else {
+                0
+            },
         }
     }
 
@@ -246,12 +258,21 @@ impl Profile {
         } else {
             0.5 + 0.5 * (std::f64::consts::TAU * day_phase).sin()
         };
-        let week = if weekday >= 5 { self.weekend_factor } else { 1.0 };
+        let week = if weekday >= 5 {
+            self.weekend_factor
+        } else {
+            1.0
+        };
         self.level + self.daily * daily * week + self.trend * i as f64
     }
 }
 
-fn one_series(cfg: &SynthConfig, kind: Option<AnomalyKind>, idx: usize, seed: u64) -> LabeledSeries {
+fn one_series(
+    cfg: &SynthConfig,
+    kind: Option<AnomalyKind>,
+    idx: usize,
+    seed: u64,
+) -> LabeledSeries {
     let mut rng = Rng::new(seed);
     let n = cfg.length;
     let p = Profile::draw(&mut rng, n);
@@ -271,7 +292,10 @@ fn one_series(cfg: &SynthConfig, kind: Option<AnomalyKind>, idx: usize, seed: u6
             let sign = if rng.chance(0.5) { 1.0 } else { -1.0 };
             let end = match kind {
                 AnomalyKind::Spike | AnomalyKind::Dip => {
-                    let m = rng.range(6.0, 12.0) * p.sigma * p.tail_factor() * if kind == AnomalyKind::Dip { -1.0 } else { 1.0 };
+                    let m = rng.range(6.0, 12.0)
+                        * p.sigma
+                        * p.tail_factor()
+                        * if kind == AnomalyKind::Dip { -1.0 } else { 1.0 };
                     let width = if rng.chance(0.3) { 2 } else { 1 };
                     for o in offset.iter_mut().skip(start).take(width) {
                         *o += m;
@@ -287,7 +311,11 @@ fn one_series(cfg: &SynthConfig, kind: Option<AnomalyKind>, idx: usize, seed: u6
                 }
                 AnomalyKind::VarianceChange => {
                     let d = rng.index(96, 288);
-                    let f = if rng.chance(0.7) { rng.range(3.0, 5.0) } else { rng.range(0.1, 0.25) };
+                    let f = if rng.chance(0.7) {
+                        rng.range(3.0, 5.0)
+                    } else {
+                        rng.range(0.1, 0.25)
+                    };
                     for s in noise_scale.iter_mut().skip(start).take(d) {
                         *s = f;
                     }
@@ -362,10 +390,18 @@ fn one_series(cfg: &SynthConfig, kind: Option<AnomalyKind>, idx: usize, seed: u6
         kind.map_or("normal", AnomalyKind::as_str),
         p.interval,
         p.daily / p.sigma,
-        if p.business_hours { " business-hours" } else { "" },
+        if p.business_hours {
+            " business-hours"
+        } else {
+            ""
+        },
         p.phi,
         if p.integer { " integer" } else { "" },
-        if p.dof > 0 { format!(" t{}", p.dof) } else { String::new() },
+        if p.dof > 0 {
+            format!(" t{}", p.dof)
+        } else {
+            String::new()
+        },
     );
     LabeledSeries {
         name,

@@ -25,12 +25,20 @@ fn long_series_stays_within_budget() {
     for i in 0..6000 {
         let v = 50.0 + 10.0 * (i as f64 / 288.0 * std::f64::consts::TAU).sin() + rng.normal();
         d.score(&mut st, v).expect("finite");
-        assert!(st.state_bytes() <= budget, "point {i}: {} > {budget}", st.state_bytes());
+        assert!(
+            st.state_bytes() <= budget,
+            "point {i}: {} > {budget}",
+            st.state_bytes()
+        );
         if i == 2500 {
             at_2500 = st.state_bytes();
         }
     }
-    assert_eq!(st.state_bytes(), at_2500, "state kept growing after its buffers filled");
+    assert_eq!(
+        st.state_bytes(),
+        at_2500,
+        "state kept growing after its buffers filled"
+    );
     assert!(st.model_version() > 100, "models were refit periodically");
 }
 
@@ -51,5 +59,8 @@ fn hundred_thousand_series_within_budget() {
     let total: usize = states.iter().map(|s| s.state_bytes()).sum();
     assert!(states.iter().all(|s| s.state_bytes() <= budget));
     assert!(total <= SERIES * budget, "{total} > {}", SERIES * budget);
-    assert!(total >= SERIES * std::mem::size_of_val(&states[0]), "accounting counts the structs");
+    assert!(
+        total >= SERIES * std::mem::size_of_val(&states[0]),
+        "accounting counts the structs"
+    );
 }

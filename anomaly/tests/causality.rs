@@ -43,7 +43,11 @@ fn changing_the_future_never_changes_the_past() {
         let after = scores(&changed);
         assert_eq!(after[..=t], reference[..=t], "scores up to t={t} changed");
         let truncated = scores(&base[..=t]);
-        assert_eq!(truncated[..], reference[..=t], "truncating after t={t} changed scores");
+        assert_eq!(
+            truncated[..],
+            reference[..=t],
+            "truncating after t={t} changed scores"
+        );
     }
     // The rewrite must matter somewhere after t, or the test proves nothing.
     let mut spiked = base.clone();

@@ -20,7 +20,10 @@ fn csv_scoring_is_deterministic() {
         score_csv(&input, &mut a, &DetectorConfig::default()).expect("valid input");
         score_csv(&input, &mut b, &DetectorConfig::default()).expect("valid input");
         assert_eq!(a, b, "{}", s.name);
-        assert_eq!(String::from_utf8(a).expect("utf-8").lines().count(), s.values.len() + 1);
+        assert_eq!(
+            String::from_utf8(a).expect("utf-8").lines().count(),
+            s.values.len() + 1
+        );
     }
 }
 
@@ -39,7 +42,10 @@ fn interleaved_series_do_not_interact() {
     let alone = |values: &[f64]| -> Vec<f64> {
         let mut d = Detector::new(DetectorConfig::default()).expect("valid config");
         let mut st = d.new_state();
-        values.iter().map(|&v| d.score(&mut st, v).expect("finite").score).collect()
+        values
+            .iter()
+            .map(|&v| d.score(&mut st, v).expect("finite").score)
+            .collect()
     };
     let mut d = Detector::new(DetectorConfig::default()).expect("valid config");
     let (mut sa, mut sb) = (d.new_state(), d.new_state());

@@ -11,7 +11,7 @@ fn decode(c: &mut Criterion) {
     let points = 1000;
     let request = phoenix_benches::gauge_request(points, 1_700_000_000_000_000_000);
     let bytes = request.encode_to_vec();
-    let limits = DecodeLimits::from_config(&Default::default());
+    let limits = DecodeLimits::from_config(&Default::default()).without_time_window();
     let mut group = c.benchmark_group("otlp_decode");
     group.throughput(Throughput::Elements(points as u64));
     group.bench_function("prost_only_1000_gauges", |b| {

@@ -4,7 +4,8 @@
 //! pipeline through an [`phoenix_model::EdgeSender`], answering only once the edge took it.
 //!
 //! The binary binds the listeners and calls [`serve_grpc`] / [`serve_http`] with one shared
-//! [`Receiver`]; both stop accepting on cancellation and finish in-flight requests.
+//! [`Receiver`], whose [`MemoryBudget`] admits requests by bytes before their bodies are read;
+//! both stop accepting on cancellation and finish in-flight requests.
 
 mod body;
 pub mod budget;

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use arrow::array::Array;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use phoenix_ingest::{decode_at, DecodeLimits, Error};
+use phoenix_ingest::decode::decode_reserving;
+use phoenix_ingest::{DecodeLimits, Error};
 use phoenix_model::config::IngestConfig;
 use phoenix_model::Config;
 use prost::Message;
@@ -60,15 +61,23 @@ fn points(req: &ExportMetricsServiceRequest) -> usize {
         .sum()
 }
 
-/// Decodes like the fuzz targets and checks the same invariants; returns (accepted, rejected).
+/// Decodes like the fuzz targets and checks the same invariants (counts add up, columns are
+/// valid, the batch fits the memory reserved for it); returns (accepted, rejected).
 fn check(path: &Path, req: &ExportMetricsServiceRequest) -> (usize, usize) {
-    match decode_at(req, &limits(), NOW) {
+    let mut reserved = 0;
+    let reserve = |n: usize| {
+        reserved = reserved.max(n);
+        Ok(())
+    };
+    match decode_reserving(req, &limits(), NOW, reserve) {
         Ok(d) => {
             let rows = d.batch.as_ref().map_or(0, |b| b.num_rows());
             assert_eq!(rows, d.accepted, "{path:?}");
             assert_eq!(d.accepted + d.rejected, points(req), "{path:?}");
             assert_eq!(d.rejections.total(), d.rejected as u64, "{path:?}");
             if let Some(b) = &d.batch {
+                let memory = b.get_array_memory_size();
+                assert!(memory <= reserved, "{path:?}: {memory} > {reserved}");
                 for c in b.columns() {
                     c.to_data().validate_full().expect("valid column");
                 }

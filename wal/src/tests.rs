@@ -134,6 +134,14 @@ async fn sequence_continues_after_full_release_and_reopen() {
     // Answered only after the release was processed.
     assert_eq!(opened.wal.append(&batch(0, 1)).await.expect("append"), 31);
     opened.wal.release(31).await;
+    // Releases are applied on the writer thread: wait (bounded) until it has.
+    for _ in 0..500 {
+        if opened.wal.bytes() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(opened.wal.bytes(), 0, "everything released");
     drop(opened);
     for _ in 0..2 {
         // Reopen with everything released, twice: nothing to replay, numbering kept.

@@ -308,9 +308,16 @@ impl Writer {
             metrics::counter!("phoenix_wal_segments_deleted_total").increment(1);
         }
         if self.active.is_none() && self.sealed.is_empty() {
-            // Everything is released: an empty segment named by the next sequence number keeps
-            // numbering from going back after a restart (see `segment::recover`).
-            self.active = Some(open_segment(&self.dir, self.next_seq)?);
+            // Everything is released: an empty file named like the next segment keeps numbering
+            // from going back after a restart (see `segment::recover`); the next append opens
+            // that same file as its segment.
+            let marker = segment_path(&self.dir, self.next_seq);
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&marker)
+                .map_err(io(&marker))?;
+            sync_dir(&self.dir)?;
         }
         metrics::gauge!("phoenix_wal_bytes").set(self.bytes.load(Ordering::Relaxed) as f64);
         Ok(())

@@ -4,7 +4,8 @@
 use arrow::array::Array;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use phoenix_ingest::{decode_at, DecodeLimits, Error};
+use phoenix_ingest::decode::decode_reserving;
+use phoenix_ingest::{DecodeLimits, Error};
 use phoenix_model::config::IngestConfig;
 
 /// The decoder's clock: just after the seeds' timestamps (1.7e18 ns, November 2023), so the
@@ -36,9 +37,15 @@ fn points(req: &ExportMetricsServiceRequest) -> usize {
         .sum()
 }
 
-/// Decodes `req` and checks the outcome; panics (a finding) on any inconsistency.
+/// Decodes `req` and checks the outcome; panics (a finding) on any inconsistency, including a
+/// batch larger than the memory the decoder reserved for it.
 pub fn check_request(req: &ExportMetricsServiceRequest) {
-    match decode_at(req, &limits(), NOW) {
+    let mut reserved = 0;
+    let reserve = |n: usize| {
+        reserved = reserved.max(n);
+        Ok(())
+    };
+    match decode_reserving(req, &limits(), NOW, reserve) {
         Ok(d) => {
             let rows = d.batch.as_ref().map_or(0, |b| b.num_rows());
             assert_eq!(rows, d.accepted, "batch rows vs accepted");
@@ -46,6 +53,8 @@ pub fn check_request(req: &ExportMetricsServiceRequest) {
             assert_eq!(d.rejections.total(), d.rejected as u64, "reasons add up");
             assert_eq!(d.error_message().is_some(), d.rejected > 0, "message iff rejected");
             if let Some(b) = &d.batch {
+                let memory = b.get_array_memory_size();
+                assert!(memory <= reserved, "batch of {memory} bytes, {reserved} reserved");
                 assert_eq!(b.schema(), phoenix_model::metrics_schema());
                 for c in b.columns() {
                     c.to_data().validate_full().expect("valid column");

@@ -415,12 +415,13 @@ impl<'r> Decoder<'_, 'r> {
                 });
             }
             if self.bytes > self.reserved {
-                // Doubling keeps the calls few; the limit caps it.
+                // Doubling keeps the calls few; the limit caps it. Builders that outgrow their
+                // presized capacity double it, so they may hold twice their bytes.
                 let next = self
                     .bytes
                     .saturating_mul(2)
                     .min(self.limits.max_decoded_bytes);
-                (self.reserve)(memory_for(self.message_bytes, next))?;
+                (self.reserve)(memory_for(self.message_bytes, next.saturating_mul(2)))?;
                 self.reserved = next;
             }
             let common = Common {

@@ -231,10 +231,9 @@ impl Window {
     }
 
     /// Converts the buffered cumulative points to deltas, each series' points in time order,
-    /// and adds them to the accumulators. Returns how many points gave no delta (first points
-    /// per `initial_value`, duplicates).
-    pub(super) fn convert(&mut self, state: &mut CumulativeState, scratch: &mut Vec<u64>) -> u64 {
-        let mut skipped = 0;
+    /// and adds them to the accumulators. Points that give no delta (first points per
+    /// `initial_value`, repeated times) add nothing.
+    pub(super) fn convert(&mut self, state: &mut CumulativeState, scratch: &mut Vec<u64>) {
         let mut sums = std::mem::take(&mut self.cum_sums);
         sums.sort_unstable_by(|a, b| {
             (a.series, a.time, a.value.to_bits()).cmp(&(b.series, b.time, b.value.to_bits()))
@@ -245,9 +244,8 @@ impl Window {
             } else {
                 state.non_monotonic_sum(p.series, p.start, p.time, p.value)
             };
-            match d {
-                Some(d) => add_sum(&mut self.accs, p.out, d.value),
-                None => skipped += 1,
+            if let Some(d) = d {
+                add_sum(&mut self.accs, p.out, d.value);
             }
         }
         let mut hists = std::mem::take(&mut self.cum_hists);
@@ -268,7 +266,6 @@ impl Window {
                 scratch,
             );
             let Some(head) = head else {
-                skipped += 1;
                 continue;
             };
             // Min and max describe the delta only when it is the point's whole value.
@@ -290,7 +287,6 @@ impl Window {
                 },
             );
         }
-        skipped
     }
 }
 

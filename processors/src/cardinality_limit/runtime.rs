@@ -95,6 +95,44 @@ fn resource_sum(resource: &MapView<'_>, row: usize) -> u64 {
     })
 }
 
+/// Whether overflow rows `j` and `i` fold into the same overflow series and class (the inputs
+/// of the series hash and [`CardinalityLimit::class`] are equal; not for exponential
+/// histograms, whose class is per row).
+#[inline]
+fn same_group(
+    v: &PointView<'_>,
+    resource: &MapView<'_>,
+    unit: &StringArray,
+    scope: &StringArray,
+    j: usize,
+    i: usize,
+) -> bool {
+    let kind = v.kind(i);
+    let entries_equal = || {
+        let (a, b) = (resource.range(j), resource.range(i));
+        a.len() == b.len()
+            && a.zip(b).all(|(x, y)| {
+                resource.key(x) == resource.key(y) && resource.value(x) == resource.value(y)
+            })
+    };
+    kind == v.kind(j)
+        && v.kind.value(i) == v.kind.value(j)
+        && v.temporality(i) == v.temporality(j)
+        && v.monotonic.is_valid(i) == v.monotonic.is_valid(j)
+        && (v.monotonic.is_null(i) || v.monotonic.value(i) == v.monotonic.value(j))
+        && v.sample_rate.value(i).to_bits() == v.sample_rate.value(j).to_bits()
+        && v.metric.value(i) == v.metric.value(j)
+        && unit.value(i) == unit.value(j)
+        && scope.value(i) == scope.value(j)
+        && (kind != Kind::Histogram
+            || (v.buckets(i).len() == v.buckets(j).len()
+                && v.bounds(i)
+                    .iter()
+                    .map(|b| b.to_bits())
+                    .eq(v.bounds(j).iter().map(|b| b.to_bits()))))
+        && entries_equal()
+}
+
 impl CardinalityLimit {
     pub(crate) fn new(
         max_series: usize,
@@ -394,6 +432,7 @@ impl CardinalityLimit {
         let mut pass = vec![true; rows];
         let mut skipped = [0u64; 3];
         let mut name_cache: Option<(&str, u64)> = None;
+        let mut prev: Option<(usize, u64, u64)> = None;
         for (k, &row) in over.iter().enumerate() {
             let i = row as usize;
             pass[i] = false;
@@ -410,17 +449,29 @@ impl CardinalityLimit {
                     continue;
                 }
             };
-            let name = v.metric.value(i);
-            let n = match name_cache {
-                Some((prev, h)) if prev == name => h,
+            // Decoded batches hold runs of one metric and resource: reuse the previous row's
+            // hashes when everything they cover is equal.
+            let (series, class) = match prev {
+                Some((j, series, class)) if same_group(&v, &resource, unit, scope, j, i) => {
+                    (series, class)
+                }
                 _ => {
-                    let h = name_hash(name);
-                    name_cache = Some((name, h));
-                    h
+                    let name = v.metric.value(i);
+                    let n = match name_cache {
+                        Some((prev, h)) if prev == name => h,
+                        _ => {
+                            let h = name_hash(name);
+                            name_cache = Some((name, h));
+                            h
+                        }
+                    };
+                    let series = combine(n, resource_sum(&resource, i), self.overflow_attrs);
+                    (series, Self::class(&v, unit, scope, &p))
                 }
             };
-            let series = combine(n, resource_sum(&resource, i), self.overflow_attrs);
-            let class = Self::class(&v, unit, scope, &p);
+            if v.kind(i) != Kind::ExponentialHistogram {
+                prev = Some((i, series, class));
+            }
             self.merger.add(&v, series, class, &p, &self.arena);
         }
         let lost = skipped[Skip::OutOfOrder as usize] + skipped[Skip::NoValue as usize];

@@ -422,3 +422,35 @@ proptest! {
         prop_assert_eq!(expected.0, d_in);
     }
 }
+
+/// Overflow histograms with other bounds, another unit or another sample rate are not folded
+/// together: each combination is its own point.
+#[test]
+fn folds_only_alike_points() {
+    let h = |s: u64, bounds: &[f64]| {
+        Row::histogram(
+            "lat",
+            "svc",
+            "delta",
+            Some(0),
+            SEC,
+            bounds,
+            &[1, 1, 1],
+            Some(1.0),
+        )
+        .attr("id", &s.to_string())
+    };
+    let mut input = vec![h(0, &[1.0, 2.0]), h(1, &[1.0, 2.0]), h(2, &[1.0, 2.0])];
+    input.push(h(3, &[1.0, 5.0]));
+    let mut sampled = h(4, &[1.0, 2.0]);
+    sampled.sample_rate = 0.5;
+    input.push(sampled);
+    let mut p = limiter(1);
+    let out = rows(&p.process_now(batch(&input), SEC).expect("processes"));
+    let overflow: Vec<&Row> = out.iter().filter(|r| is_overflow(r)).collect();
+    let counts: Vec<(Option<u64>, f64)> = overflow
+        .iter()
+        .map(|r| (r.hist.count, r.sample_rate))
+        .collect();
+    assert_eq!(counts, vec![(Some(6), 1.0), (Some(3), 1.0), (Some(3), 0.5)]);
+}
