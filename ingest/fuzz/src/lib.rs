@@ -51,10 +51,17 @@ pub fn check_request(req: &ExportMetricsServiceRequest) {
             assert_eq!(rows, d.accepted, "batch rows vs accepted");
             assert_eq!(d.accepted + d.rejected, points(req), "every point counted");
             assert_eq!(d.rejections.total(), d.rejected as u64, "reasons add up");
-            assert_eq!(d.error_message().is_some(), d.rejected > 0, "message iff rejected");
+            assert_eq!(
+                d.error_message().is_some(),
+                d.rejected > 0,
+                "message iff rejected"
+            );
             if let Some(b) = &d.batch {
                 let memory = b.get_array_memory_size();
-                assert!(memory <= reserved, "batch of {memory} bytes, {reserved} reserved");
+                assert!(
+                    memory <= reserved,
+                    "batch of {memory} bytes, {reserved} reserved"
+                );
                 assert_eq!(b.schema(), phoenix_model::metrics_schema());
                 for c in b.columns() {
                     c.to_data().validate_full().expect("valid column");

@@ -729,9 +729,15 @@ fn rendered_expansion_guard() {
     })
     .expect("decode");
     assert_eq!(d.accepted, 100);
-    assert!(asked.len() > 1 && asked.windows(2).all(|w| w[0] < w[1]), "{asked:?}");
+    assert!(
+        asked.len() > 1 && asked.windows(2).all(|w| w[0] < w[1]),
+        "{asked:?}"
+    );
     let batch_bytes = batch(&d).get_array_memory_size();
-    assert!(*asked.last().expect("asked") >= batch_bytes, "{asked:?} vs {batch_bytes}");
+    assert!(
+        *asked.last().expect("asked") >= batch_bytes,
+        "{asked:?} vs {batch_bytes}"
+    );
     // A refused growth stops decoding with the reserve's error.
     let mut calls = 0;
     let refused = decode_reserving(&req, &roomy, T as i64, |_| {
