@@ -79,7 +79,8 @@ pub const INTERVAL_NS: i64 = 10_000_000_000;
 /// # Panics
 /// If the fixture does not decode (a bug in the fixture or the decoder).
 pub fn gauge_batch(points: usize, base_time_ns: u64) -> arrow::record_batch::RecordBatch {
-    let limits = phoenix_ingest::DecodeLimits::from_config(&Default::default()).without_time_window();
+    let limits =
+        phoenix_ingest::DecodeLimits::from_config(&Default::default()).without_time_window();
     phoenix_ingest::decode(&gauge_request(points, base_time_ns), &limits)
         .ok()
         .and_then(|d| d.batch)

@@ -301,7 +301,10 @@ impl KafkaConfig {
             .filter(|b| !b.is_empty())
             .collect();
         if brokers.is_empty() {
-            issue("brokers", "must name at least one broker (host:port)".into());
+            issue(
+                "brokers",
+                "must name at least one broker (host:port)".into(),
+            );
         }
         for b in brokers {
             let port_ok = b
@@ -614,13 +617,20 @@ mod tests {
         let bare = Config::default();
         assert_eq!(
             serde_json::to_value((&c.ingest, &c.api, &c.storage, &c.bus)).expect("json"),
-            serde_json::to_value((&bare.ingest, &bare.api, &bare.storage, &bare.bus)).expect("json"),
+            serde_json::to_value((&bare.ingest, &bare.api, &bare.storage, &bare.bus))
+                .expect("json"),
             "the file documents the built-in defaults"
         );
         let sinks: Vec<&str> = c.pipeline.sinks.keys().map(String::as_str).collect();
         assert_eq!(sinks, ["metrics", "metrics_1m"]);
-        assert_eq!(c.pipeline.processors["cap"].params.type_name(), "cardinality_limit");
-        assert_eq!(c.pipeline.processors["rollup_1m"].params.type_name(), "aggregate");
+        assert_eq!(
+            c.pipeline.processors["cap"].params.type_name(),
+            "cardinality_limit"
+        );
+        assert_eq!(
+            c.pipeline.processors["rollup_1m"].params.type_name(),
+            "aggregate"
+        );
     }
 
     /// Unknown keys are errors that name the file and the key path.

@@ -22,12 +22,12 @@ pub mod metrics;
 pub mod processor;
 pub mod relay;
 pub mod sample;
-pub mod temporality;
-pub mod usage;
 mod series;
 mod stage;
+pub mod temporality;
 #[cfg(test)]
 mod testing;
+pub mod usage;
 pub mod wal_edge;
 
 pub use error::{Error, Result};
