@@ -23,4 +23,5 @@ pub fn describe() {
         DATAPOINTS_DROPPED,
         "Datapoints a processor dropped, by reason."
     );
+    crate::aggregate::metrics::describe();
 }
