@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     /// Signalled when commits drain pending messages (the revoke callback waits on it).
     pub(crate) drained: Condvar,
     pub(crate) revoke_timeout: Duration,
+    /// When the consumer last reported an error (broker unreachable, fetch failure).
+    pub(crate) last_error: Mutex<Option<Instant>>,
 }
 
 /// Mutable part of [`Shared`].
@@ -64,6 +66,7 @@ impl Shared {
             state: Mutex::new(State::default()),
             drained: Condvar::new(),
             revoke_timeout,
+            last_error: Mutex::new(None),
         })
     }
 
@@ -219,6 +222,11 @@ impl BusMonitor {
         &self.shared.group
     }
 
+    /// Time since the consumer last reported an error, if it ever did.
+    pub fn since_last_error(&self) -> Option<Duration> {
+        self.shared.last_error.lock().map(|t| t.elapsed())
+    }
+
     /// Owned partitions in order, with their figures.
     pub fn partitions(&self) -> Vec<PartitionStatus> {
         let st = self.shared.state.lock();
@@ -258,6 +266,11 @@ impl BusMonitor {
         );
         f.insert("consumer_lag".into(), lag.into());
         f.insert("consumer_lag_total".into(), total.into());
+        f.insert(
+            "seconds_since_consumer_error".into(),
+            self.since_last_error()
+                .map_or(serde_json::Value::Null, |d| d.as_secs().into()),
+        );
         f.insert(
             "pending_messages".into(),
             parts.iter().map(|p| p.pending).sum::<usize>().into(),

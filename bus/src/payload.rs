@@ -10,11 +10,11 @@
 //!   [`phoenix_model::schema::SCHEMA_VERSION`]) and [`PRODUCER_HEADER`] (`host:pid` of the
 //!   producing node). Dead letters carry [`DLQ_REASON_HEADER`] and the source position too.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
+use arrow::buffer::Buffer;
 use arrow::compute::concat_batches;
-use arrow::ipc::reader::StreamReader;
+use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow::ipc::CompressionType;
 use arrow::record_batch::RecordBatch;
@@ -114,25 +114,53 @@ pub fn decode(value: Option<&[u8]>) -> Result<RecordBatch, DecodeError> {
         Some(b) if !b.is_empty() => b,
         _ => return Err(DecodeError::Empty),
     };
-    let reader = StreamReader::try_new(Cursor::new(bytes), None)
-        .map_err(|e| DecodeError::Ipc(e.to_string()))?;
-    let schema = reader.schema();
-    let expected = phoenix_model::metrics_schema();
-    if schema.fields() != expected.fields() {
-        return Err(DecodeError::Schema(describe_mismatch(&schema, &expected)));
-    }
+    // The push decoder takes lengths from the bytes it has: garbage claiming a huge message
+    // fails as truncated instead of allocating what it claims.
+    let mut decoder = StreamDecoder::new();
+    let mut buffer = Buffer::from(bytes);
     let mut batches = Vec::with_capacity(1);
-    for batch in reader {
-        batches.push(batch.map_err(|e| DecodeError::Ipc(e.to_string()))?);
+    let mut checked = false;
+    while !buffer.is_empty() {
+        let batch = decoder
+            .decode(&mut buffer)
+            .map_err(|e| DecodeError::Ipc(e.to_string()))?;
+        if !checked {
+            if let Some(schema) = decoder.schema() {
+                check_schema(&schema)?;
+                checked = true;
+            }
+        }
+        if let Some(batch) = batch {
+            batches.push(batch);
+        }
     }
+    decoder
+        .finish()
+        .map_err(|e| DecodeError::Ipc(e.to_string()))?;
+    let schema = decoder
+        .schema()
+        .ok_or_else(|| DecodeError::Ipc("stream has no schema".into()))?;
+    let expected = phoenix_model::metrics_schema();
     // Batches are rebuilt on the canonical schema so its metadata matches downstream.
     let batch = if batches.len() == 1 {
         batches.swap_remove(0)
+    } else if batches.is_empty() {
+        RecordBatch::new_empty(schema)
     } else {
         concat_batches(&schema, &batches).map_err(|e| DecodeError::Ipc(e.to_string()))?
     };
     RecordBatch::try_new(Arc::clone(&expected), batch.columns().to_vec())
         .map_err(|e| DecodeError::Schema(e.to_string()))
+}
+
+/// Refuses a stream whose schema is not the metrics schema.
+fn check_schema(schema: &arrow::datatypes::Schema) -> Result<(), DecodeError> {
+    let expected = phoenix_model::metrics_schema();
+    if schema.fields() == expected.fields() {
+        Ok(())
+    } else {
+        Err(DecodeError::Schema(describe_mismatch(schema, &expected)))
+    }
 }
 
 /// Names the first field that differs between two schemas.
@@ -195,6 +223,15 @@ mod tests {
         assert_eq!(decode(None).expect_err("empty").reason(), "empty");
         assert_eq!(
             decode(Some(b"not arrow")).expect_err("garbage").reason(),
+            "bad_ipc"
+        );
+        // A truncated stream is refused too (not a batch with rows missing).
+        let bytes =
+            encode(&metrics_batch(&[(1, 1), (2, 2)]), KafkaCompression::Lz4).expect("encode");
+        assert_eq!(
+            decode(Some(&bytes[..bytes.len() - 20]))
+                .expect_err("truncated")
+                .reason(),
             "bad_ipc"
         );
         let other = RecordBatch::try_new(

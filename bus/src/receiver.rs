@@ -23,6 +23,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{COMMIT_ERRORS, CONSUMED_DATAPOINTS, CONSUMED_MESSAGES, DEAD_LETTERS};
@@ -78,6 +79,9 @@ pub struct KafkaReceiver {
     topics: Topics,
     next_token: u64,
     handle: ReceiverHandle,
+    /// A dead letter being produced, with the token its empty delivery will carry. Kept here
+    /// so that `recv` stays cancel-safe: a caller that drops `recv` (a `select!`) resumes it.
+    dead_letter: Option<(AckToken, JoinHandle<bool>)>,
 }
 
 /// Stops a [`KafkaReceiver`] from outside the task that owns it; cheap to clone.
@@ -148,6 +152,7 @@ impl KafkaReceiver {
             dlq,
             topics: topics.clone(),
             next_token: 0,
+            dead_letter: None,
             handle: ReceiverHandle {
                 stop: CancellationToken::new(),
                 poller_stop,
@@ -177,63 +182,68 @@ impl KafkaReceiver {
         ps.pending.push_back((token, offset));
         Some(token)
     }
+}
 
-    /// Produces an unreadable message to the dead-letter topic, retrying until the broker
-    /// takes it or the receiver stops. Returns whether it was stored.
-    async fn dead_letter(&self, msg: &OwnedMessage, error: &DecodeError) -> bool {
-        let reason = error.to_string();
-        let partition = msg.partition().to_string();
-        let offset = msg.offset().to_string();
-        let mut backoff = DLQ_BACKOFF;
-        loop {
-            let mut headers = OwnedHeaders::new();
-            if let Some(original) = msg.headers() {
-                for h in original.iter() {
-                    headers = headers.insert(Header {
-                        key: h.key,
-                        value: h.value,
-                    });
-                }
-            }
-            let headers = headers
-                .insert(Header {
-                    key: DLQ_REASON_HEADER,
-                    value: Some(reason.as_bytes()),
-                })
-                .insert(Header {
-                    key: DLQ_TOPIC_HEADER,
-                    value: Some(msg.topic().as_bytes()),
-                })
-                .insert(Header {
-                    key: DLQ_PARTITION_HEADER,
-                    value: Some(partition.as_bytes()),
-                })
-                .insert(Header {
-                    key: DLQ_OFFSET_HEADER,
-                    value: Some(offset.as_bytes()),
+/// Produces an unreadable message to the dead-letter topic, retrying until the broker takes it
+/// or `stop` is cancelled. Returns whether it was stored.
+async fn dead_letter(
+    producer: FutureProducer,
+    dlq: String,
+    msg: OwnedMessage,
+    error: DecodeError,
+    stop: CancellationToken,
+) -> bool {
+    let reason = error.to_string();
+    let partition = msg.partition().to_string();
+    let offset = msg.offset().to_string();
+    let mut backoff = DLQ_BACKOFF;
+    loop {
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = msg.headers() {
+            for h in original.iter() {
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
                 });
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&self.topics.dlq).headers(headers);
-            if let Some(p) = msg.payload() {
-                record = record.payload(p);
             }
-            if let Some(k) = msg.key() {
-                record = record.key(k);
+        }
+        let headers = headers
+            .insert(Header {
+                key: DLQ_REASON_HEADER,
+                value: Some(reason.as_bytes()),
+            })
+            .insert(Header {
+                key: DLQ_TOPIC_HEADER,
+                value: Some(msg.topic().as_bytes()),
+            })
+            .insert(Header {
+                key: DLQ_PARTITION_HEADER,
+                value: Some(partition.as_bytes()),
+            })
+            .insert(Header {
+                key: DLQ_OFFSET_HEADER,
+                value: Some(offset.as_bytes()),
+            });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&dlq).headers(headers);
+        if let Some(p) = msg.payload() {
+            record = record.payload(p);
+        }
+        if let Some(k) = msg.key() {
+            record = record.key(k);
+        }
+        match producer.send(record, Timeout::After(DLQ_BACKOFF)).await {
+            Ok(_) => {
+                metrics::counter!(DEAD_LETTERS, "reason" => error.reason()).increment(1);
+                tracing::warn!(topic = %msg.topic(), partition = msg.partition(), offset = msg.offset(), %dlq, %reason, "Unreadable message moved to the dead-letter topic.");
+                return true;
             }
-            match self.dlq.send(record, Timeout::After(DLQ_BACKOFF)).await {
-                Ok(_) => {
-                    metrics::counter!(DEAD_LETTERS, "reason" => error.reason()).increment(1);
-                    tracing::warn!(topic = %msg.topic(), partition = msg.partition(), offset = msg.offset(), dlq = %self.topics.dlq, %reason, "Unreadable message moved to the dead-letter topic.");
-                    return true;
+            Err((e, _)) => {
+                tracing::warn!(%dlq, error = %e, "Dead-letter topic did not take a message; retrying.");
+                tokio::select! {
+                    () = stop.cancelled() => return false,
+                    () = tokio::time::sleep(backoff) => {}
                 }
-                Err((e, _)) => {
-                    tracing::warn!(dlq = %self.topics.dlq, error = %e, "Dead-letter topic did not take a message; retrying.");
-                    tokio::select! {
-                        () = self.handle.stop.cancelled() => return false,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -252,6 +262,24 @@ impl Drop for KafkaReceiver {
 impl EdgeReceiver for KafkaReceiver {
     async fn recv(&mut self) -> Option<Delivery> {
         loop {
+            if let Some((ack, task)) = self.dead_letter.as_mut() {
+                let ack = *ack;
+                // Awaiting the handle by reference is cancel-safe: a dropped `recv` resumes here.
+                let stored = tokio::select! {
+                    biased;
+                    () = self.handle.stop.cancelled() => return None,
+                    r = task => r.unwrap_or(false),
+                };
+                self.dead_letter = None;
+                if !stored {
+                    return None;
+                }
+                // An empty delivery carries the token, so committing moves past the message.
+                return Some(Delivery {
+                    batch: RecordBatch::new_empty(phoenix_model::metrics_schema()),
+                    ack,
+                });
+            }
             let fetched = tokio::select! {
                 biased;
                 () = self.handle.stop.cancelled() => return None,
@@ -275,14 +303,14 @@ impl EdgeReceiver for KafkaReceiver {
                     return Some(Delivery { batch, ack });
                 }
                 Err(error) => {
-                    if !self.dead_letter(&msg, &error).await {
-                        return None;
-                    }
-                    // An empty delivery carries the token, so committing moves past the message.
-                    return Some(Delivery {
-                        batch: RecordBatch::new_empty(phoenix_model::metrics_schema()),
-                        ack,
-                    });
+                    let task = tokio::spawn(dead_letter(
+                        self.dlq.clone(),
+                        self.topics.dlq.clone(),
+                        msg,
+                        error,
+                        self.handle.stop.clone(),
+                    ));
+                    self.dead_letter = Some((ack, task));
                 }
             }
         }
@@ -347,6 +375,7 @@ fn poll_loop(
             None => continue,
             Some(Ok(m)) => m.detach(),
             Some(Err(error)) => {
+                *shared.last_error.lock() = Some(std::time::Instant::now());
                 if last_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
                     tracing::warn!(topic = %shared.topic, %error, "Kafka consumer error; retrying.");
                     last_warn = Some(std::time::Instant::now());

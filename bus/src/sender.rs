@@ -38,6 +38,8 @@ pub struct KafkaSender {
     admission_timeout: Duration,
     retry_after: Duration,
     in_flight: AtomicUsize,
+    /// When a batch was last refused because Kafka did not acknowledge it.
+    last_failure: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for KafkaSender {
@@ -95,12 +97,18 @@ impl KafkaSender {
             admission_timeout,
             retry_after,
             in_flight: AtomicUsize::new(0),
+            last_failure: parking_lot::Mutex::new(None),
         })
     }
 
     /// Partitions of the topic this sender spreads series over.
     pub fn partitions(&self) -> u32 {
         self.partitions
+    }
+
+    /// Time since Kafka last failed to acknowledge a batch, if it ever did.
+    pub fn since_last_failure(&self) -> Option<Duration> {
+        self.last_failure.lock().map(|t| t.elapsed())
     }
 
     /// The topic this sender writes.
@@ -180,6 +188,7 @@ impl KafkaSender {
         match failure {
             None => Ok(()),
             Some(e) => {
+                *self.last_failure.lock() = Some(Instant::now());
                 tracing::warn!(topic = %self.topic, error = %e, messages = messages.len(), acked, "Kafka did not acknowledge a batch; the client will be asked to retry.");
                 Err(EdgeError::Full {
                     retry_after: self.retry_after,

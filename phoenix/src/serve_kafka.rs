@@ -33,6 +33,8 @@ use crate::{usage_task, Failure};
 
 /// How long startup keeps trying to reach the brokers before giving up.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
+/// The bus shows `degraded` this long after Kafka last failed.
+const DEGRADED_FOR: Duration = Duration::from_secs(10);
 /// Messages a processing node fetches ahead of its graph.
 const PREFETCH: usize = 32;
 
@@ -326,8 +328,23 @@ async fn report_health(
             bus.insert("ingest_topic".into(), sender.topic().into());
             bus.insert("ingest_partitions".into(), sender.partitions().into());
             bus.insert("produce_in_flight".into(), sender.queued().into());
+            bus.insert(
+                "seconds_since_produce_failure".into(),
+                sender
+                    .since_last_failure()
+                    .map_or(serde_json::Value::Null, |d| d.as_secs().into()),
+            );
         }
-        health.report("bus", Status::Ok, bus);
+        // Degraded while Kafka failed recently: ingest answers 503, or consumption stalls.
+        let recent = |d: Option<Duration>| d.is_some_and(|d| d < DEGRADED_FOR);
+        let failing = recent(sender.as_ref().and_then(|s| s.since_last_failure()))
+            || recent(monitor.as_ref().and_then(BusMonitor::since_last_error));
+        let status = if failing {
+            Status::Degraded
+        } else {
+            Status::Ok
+        };
+        health.report("bus", status, bus);
         prometheus.run_upkeep();
     }
 }

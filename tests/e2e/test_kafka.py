@@ -120,6 +120,7 @@ class Cluster:
         self.tmp = tmp
         self.broker = broker
         self.prefix = f"e2e-{uuid.uuid4().hex[:10]}."
+        tmp.mkdir(parents=True, exist_ok=True)
         self.tables = tmp / "tables"
         self.config = kafka_config(tmp / "kafka.yaml", broker, self.prefix, **kafka)
         self.servers: list[Server] = []
