@@ -134,6 +134,12 @@ impl SeriesState {
         self.suppress_left > 0
     }
 
+    /// Spread (standard deviation) of the history at the last refit, in value units (1.0
+    /// before the first fit); for explanations such as "expected 100±12".
+    pub fn spread(&self) -> f64 {
+        self.scale
+    }
+
     /// Offset of `v` from the anchor, as stored in the history.
     fn offset(&self, v: f64) -> f32 {
         ((v - self.center).clamp(-f64::from(f32::MAX), f64::from(f32::MAX))) as f32

@@ -1,5 +1,6 @@
-//! Phoenix's HTTP API (port 8080): SQL, health and Prometheus metrics.
+//! Phoenix's HTTP API (port 8080): SQL, anomalies, health and Prometheus metrics.
 
+mod anomalies;
 mod health;
 mod sql;
 
@@ -28,6 +29,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/sql", post(sql::handle))
+        .route("/api/v1/anomalies", get(anomalies::handle))
         .route("/health", get(health::live))
         .route("/health/detailed", get(health::detailed))
         .route("/metrics", get(health::prometheus))

@@ -1,6 +1,7 @@
-//! Throughput of the processor graph's stateful processors on decoded OTLP batches: one group
-//! per processor (`temporality`, `cardinality_limit`, `aggregate`; others add theirs here). Each iteration
-//! runs a fresh processor over a sequence of scrapes, so per-stream state is built and used.
+//! Throughput of the processor graph's processors on decoded OTLP batches: one group per
+//! processor (`filter`, `attributes`, `sample`, `temporality`, `cardinality_limit`,
+//! `aggregate`; others add theirs here). Each iteration runs a fresh processor over a sequence
+//! of scrapes, so per-stream state is built and used.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions.
 
 use arrow::record_batch::RecordBatch;
@@ -309,6 +310,7 @@ fn aggregate(c: &mut Criterion) {
                 initial_value: InitialValueMode::Auto,
                 max_series: 1_000_000,
                 idle_timeout: Interval(Duration::from_secs(600)),
+                idle_grace: Interval(Duration::from_secs(5)),
             };
             Box::new(phoenix_processors::aggregate::build("a", &config).expect("builds"))
                 as Box<dyn Processor>
@@ -350,5 +352,81 @@ fn aggregate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, temporality, cardinality_limit, aggregate);
+/// A processor built from its YAML parameters (`type: …, key: …`), as a config file has them.
+fn from_yaml(params: &str) -> Box<dyn Processor> {
+    let text = format!(
+        "pipeline:\n  processors:\n    p: {{ inputs: [otlp], {params} }}\n  sinks:\n    metrics: {{ inputs: [p] }}\n"
+    );
+    let config = phoenix_model::Config::from_yaml("bench.yaml", &text, &[]).expect("valid");
+    phoenix_processors::build_processor("p", &config.pipeline.processors["p"].params)
+        .expect("builds")
+}
+
+fn filter(c: &mut Criterion) {
+    let mut group = c.benchmark_group("filter");
+    group.sample_size(10);
+    let gauges = gauge_scrapes();
+    bench_run(&mut group, "metric_glob", &gauges, || {
+        from_yaml(r#"type: filter, drop: { metric: ["bench.gauge.1*"] }"#)
+    });
+    bench_run(&mut group, "metric_regex_and_attribute", &gauges, || {
+        from_yaml(
+            r#"type: filter, keep: { metric: ['/bench\.gauge\.[0-4]\d*/'], attributes: { region: region-1 } }"#,
+        )
+    });
+    group.finish();
+}
+
+fn attributes_processor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("attributes");
+    group.sample_size(10);
+    let gauges = gauge_scrapes();
+    bench_run(&mut group, "drop_rename_hash", &gauges, || {
+        from_yaml(
+            "type: attributes, actions: [{ drop: [instance] }, { rename: { from: host, to: host.id } }, { hash: [region] }]",
+        )
+    });
+    bench_run(&mut group, "move_to_resource", &gauges, || {
+        from_yaml("type: attributes, actions: [{ move_to_resource: [host] }]")
+    });
+    group.finish();
+}
+
+fn sample(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sample");
+    group.sample_size(10);
+    let gauges = gauge_scrapes();
+    bench_run(&mut group, "series_10pct", &gauges, || {
+        from_yaml("type: sample, ratio: 0.1")
+    });
+    // Two minutes of 10 s scrapes into 1-minute points; flushed, so every interval is emitted.
+    bench_flushed(&mut group, "downsample_gauges_last", &gauges, || {
+        from_yaml("type: sample, downsample: { interval: 1m, function: last }")
+    });
+    bench_flushed(&mut group, "downsample_gauges_mean", &gauges, || {
+        from_yaml("type: sample, downsample: { interval: 1m, function: mean }")
+    });
+    let delta_sums = scrapes(false, AggregationTemporality::Delta);
+    bench_flushed(&mut group, "downsample_delta_sums", &delta_sums, || {
+        from_yaml("type: sample, downsample: { interval: 1m }")
+    });
+    let cumulative_hists = scrapes(true, AggregationTemporality::Cumulative);
+    bench_flushed(
+        &mut group,
+        "downsample_cumulative_histograms",
+        &cumulative_hists,
+        || from_yaml("type: sample, downsample: { interval: 1m }"),
+    );
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    filter,
+    attributes_processor,
+    sample,
+    temporality,
+    cardinality_limit,
+    aggregate
+);
 criterion_main!(benches);

@@ -15,13 +15,17 @@ pub mod metrics;
 pub mod monitor;
 pub mod partition;
 pub mod payload;
+pub mod position;
 pub mod receiver;
 pub mod sender;
 pub mod testing;
 pub mod topics;
 
 pub use error::{Error, Result};
-pub use monitor::{BusMonitor, PartitionStatus};
-pub use receiver::{KafkaReceiver, ReceiverHandle, ReceiverOptions};
+pub use monitor::{BusMonitor, PartitionStatus, RevokeHook};
+pub use position::{position, split_position};
+pub use receiver::{
+    KafkaReceiver, PartitionCommitter, PartitionEdge, ReceiverHandle, ReceiverOptions, Routed,
+};
 pub use sender::KafkaSender;
 pub use topics::{ensure_topics, Topics};

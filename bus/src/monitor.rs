@@ -6,7 +6,9 @@
 //! partition stops delivering at once, and the callback waits — bounded by the revoke timeout —
 //! until everything already delivered from it has been committed, so its next owner starts
 //! right after what this node stored and nothing is stored twice. Only then does librdkafka
-//! release the partition.
+//! release the partition. With a revoke hook (per-partition graphs, `phoenix serve`), the
+//! revocation instead stops the partitions' graphs and releases them at once: storage skips
+//! what they stored, by file positions.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -46,6 +48,21 @@ pub(crate) struct Shared {
     pub(crate) revoke_timeout: Duration,
     /// When the consumer last reported an error (broker unreachable, fetch failure).
     pub(crate) last_error: Mutex<Option<Instant>>,
+    /// Partitioned mode: called on revocation instead of waiting for commits; returns once
+    /// the partitions' graphs are stopped (their next owner skips what they stored).
+    pub(crate) on_revoke: Mutex<Option<RevokeHook>>,
+}
+
+/// Stops the per-partition graphs of revoked partitions; blocks until they are stopped.
+pub struct RevokeHook(pub Box<RevokeFn>);
+
+/// The function inside a [`RevokeHook`].
+pub type RevokeFn = dyn Fn(&[i32]) + Send + Sync;
+
+impl std::fmt::Debug for RevokeHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RevokeHook")
+    }
 }
 
 /// Mutable part of [`Shared`].
@@ -67,6 +84,7 @@ impl Shared {
             drained: Condvar::new(),
             revoke_timeout,
             last_error: Mutex::new(None),
+            on_revoke: Mutex::new(None),
         })
     }
 
@@ -102,6 +120,28 @@ impl Shared {
         for p in partitions {
             if let Some(ps) = st.partitions.get_mut(p) {
                 ps.revoking = true;
+            }
+        }
+        let hooked = {
+            let hook = self.on_revoke.lock();
+            match hook.as_ref() {
+                Some(hook) if !st.closing => {
+                    // The graphs commit while stopping: never hold the state lock meanwhile.
+                    drop(st);
+                    (hook.0)(partitions);
+                    st = self.state.lock();
+                    true
+                }
+                _ => false,
+            }
+        };
+        if hooked {
+            // What the stopped graphs stored is skipped by the next owner (file positions);
+            // what they had not stored is read again from the last commit.
+            for p in partitions {
+                if let Some(ps) = st.partitions.get_mut(p) {
+                    ps.pending.clear();
+                }
             }
         }
         let deadline = Instant::now() + self.revoke_timeout;

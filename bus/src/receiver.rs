@@ -81,7 +81,84 @@ pub struct KafkaReceiver {
     handle: ReceiverHandle,
     /// A dead letter being produced, with the token its empty delivery will carry. Kept here
     /// so that `recv` stays cancel-safe: a caller that drops `recv` (a `select!`) resumes it.
-    dead_letter: Option<(AckToken, JoinHandle<bool>)>,
+    dead_letter: Option<(Origin, JoinHandle<bool>)>,
+}
+
+/// Where a delivery came from.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    ack: AckToken,
+    partition: i32,
+    epoch: u64,
+    offset: i64,
+}
+
+/// A delivery with the partition it came from (see [`KafkaReceiver::recv_partitioned`]).
+#[derive(Debug)]
+pub struct Routed {
+    /// Source partition.
+    pub partition: i32,
+    /// Assignment epoch it was fetched in; a new epoch means a new ownership.
+    pub epoch: u64,
+    /// The batch; its ack token is [`crate::position`]`(partition, offset)`.
+    pub delivery: Delivery,
+}
+
+/// Commits offsets of one partition at a time, for per-partition graphs; cheap to clone.
+#[derive(Clone)]
+pub struct PartitionCommitter {
+    shared: Arc<Shared>,
+    consumer: Weak<BaseConsumer<ConsumerCallbacks>>,
+}
+
+impl PartitionCommitter {
+    /// Commits `partition` up to `position` (made by [`crate::position`]), if the partition is
+    /// still owned in `epoch`; a revoked or reassigned partition's commit is skipped.
+    ///
+    /// # Errors
+    /// [`EdgeError::Transport`] when the broker refuses the commit, [`EdgeError::Closed`] when
+    /// the consumer is gone.
+    pub async fn commit(&self, epoch: u64, position: u64) -> Result<(), EdgeError> {
+        let Some((partition, next)) = crate::position::split_position(position) else {
+            return Ok(());
+        };
+        let partition = partition as i32;
+        let next = next as i64;
+        {
+            let st = self.shared.state.lock();
+            match st.partitions.get(&partition) {
+                Some(ps) if ps.epoch == epoch && !ps.revoking => {
+                    if ps.committed.is_some_and(|c| c >= next) {
+                        return Ok(());
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.shared.topic, partition, Offset::Offset(next))
+            .map_err(|e| EdgeError::Transport(e.to_string()))?;
+        let consumer = self.consumer.upgrade().ok_or(EdgeError::Closed)?;
+        let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| EdgeError::Transport(e.to_string()))?;
+        if let Err(e) = result {
+            metrics::counter!(COMMIT_ERRORS).increment(1);
+            return Err(EdgeError::Transport(format!("offset commit: {e}")));
+        }
+        let mut st = self.shared.state.lock();
+        if let Some(ps) = st.partitions.get_mut(&partition) {
+            if ps.epoch == epoch {
+                while ps.pending.front().is_some_and(|&(_, o)| o < next) {
+                    ps.pending.pop_front();
+                }
+                ps.committed = Some(ps.committed.map_or(next, |c| c.max(next)));
+            }
+        }
+        drop(st);
+        self.shared.drained.notify_all();
+        Ok(())
+    }
 }
 
 /// Stops a [`KafkaReceiver`] from outside the task that owns it; cheap to clone.
@@ -102,6 +179,36 @@ impl ReceiverHandle {
     /// Partitions owned and lag, for health.
     pub fn monitor(&self) -> &BusMonitor {
         &self.monitor
+    }
+}
+
+/// The entry edge of one partition's graph: deliveries routed to it over a channel, commits
+/// to Kafka for that partition only (while it is owned in `epoch`).
+pub struct PartitionEdge {
+    rx: mpsc::Receiver<Delivery>,
+    committer: PartitionCommitter,
+    epoch: u64,
+}
+
+impl PartitionEdge {
+    /// An edge reading `rx`, committing through `committer` for ownership `epoch`.
+    pub fn new(rx: mpsc::Receiver<Delivery>, committer: PartitionCommitter, epoch: u64) -> Self {
+        PartitionEdge {
+            rx,
+            committer,
+            epoch,
+        }
+    }
+}
+
+#[async_trait]
+impl EdgeReceiver for PartitionEdge {
+    async fn recv(&mut self) -> Option<Delivery> {
+        self.rx.recv().await
+    }
+
+    async fn commit(&mut self, upto: AckToken) -> Result<(), EdgeError> {
+        self.committer.commit(self.epoch, upto.0).await
     }
 }
 
@@ -167,6 +274,98 @@ impl KafkaReceiver {
     /// A handle to stop this receiver and watch its partitions.
     pub fn handle(&self) -> ReceiverHandle {
         self.handle.clone()
+    }
+
+    /// Commits per partition, for graphs fed by [`KafkaReceiver::recv_partitioned`].
+    pub fn committer(&self) -> PartitionCommitter {
+        PartitionCommitter {
+            shared: self.shared.clone(),
+            consumer: self.consumer.clone(),
+        }
+    }
+
+    /// Partitioned mode: on revocation, `hook` stops the partitions' graphs (and returns once
+    /// they are stopped) instead of the revocation waiting for their commits.
+    pub fn set_revoke_hook(&self, hook: crate::monitor::RevokeHook) {
+        *self.shared.on_revoke.lock() = Some(hook);
+    }
+
+    /// Like [`EdgeReceiver::recv`], with the source partition, and the ack token replaced by
+    /// [`crate::position`]`(partition, offset)` — increasing per partition, so each partition
+    /// can feed its own graph, which commits through [`KafkaReceiver::committer`].
+    pub async fn recv_partitioned(&mut self) -> Option<Routed> {
+        let (origin, batch) = self.recv_origin().await?;
+        Some(Routed {
+            partition: origin.partition,
+            epoch: origin.epoch,
+            delivery: Delivery {
+                batch,
+                ack: AckToken(crate::position::position(origin.partition, origin.offset)),
+            },
+        })
+    }
+
+    /// The next delivery and where it came from (cancel-safe).
+    async fn recv_origin(&mut self) -> Option<(Origin, RecordBatch)> {
+        loop {
+            if let Some((origin, task)) = self.dead_letter.as_mut() {
+                let origin = *origin;
+                // Awaiting the handle by reference is cancel-safe: a dropped `recv` resumes here.
+                let stored = tokio::select! {
+                    biased;
+                    () = self.handle.stop.cancelled() => return None,
+                    r = task => r.unwrap_or(false),
+                };
+                self.dead_letter = None;
+                if !stored {
+                    return None;
+                }
+                // An empty delivery carries the token, so committing moves past the message.
+                return Some((
+                    origin,
+                    RecordBatch::new_empty(phoenix_model::metrics_schema()),
+                ));
+            }
+            let fetched = tokio::select! {
+                biased;
+                () = self.handle.stop.cancelled() => return None,
+                f = self.rx.recv() => f?,
+            };
+            let msg = fetched.message;
+            let Some(ack) = self.track(msg.partition(), msg.offset(), fetched.epoch) else {
+                continue;
+            };
+            let origin = Origin {
+                ack,
+                partition: msg.partition(),
+                epoch: fetched.epoch,
+                offset: msg.offset(),
+            };
+            metrics::counter!(CONSUMED_MESSAGES, "topic" => self.shared.topic.clone()).increment(1);
+            let decoded = payload::check_version(
+                msg.headers()
+                    .and_then(|h| h.iter().find(|h| h.key == SCHEMA_VERSION_HEADER))
+                    .and_then(|h| h.value),
+            )
+            .and_then(|()| payload::decode(msg.payload()));
+            match decoded {
+                Ok(batch) => {
+                    metrics::counter!(CONSUMED_DATAPOINTS, "topic" => self.shared.topic.clone())
+                        .increment(batch.num_rows() as u64);
+                    return Some((origin, batch));
+                }
+                Err(error) => {
+                    let task = tokio::spawn(dead_letter(
+                        self.dlq.clone(),
+                        self.topics.dlq.clone(),
+                        msg,
+                        error,
+                        self.handle.stop.clone(),
+                    ));
+                    self.dead_letter = Some((origin, task));
+                }
+            }
+        }
     }
 
     /// Records a fetched message as delivered under a new token, unless its partition was
@@ -261,59 +460,11 @@ impl Drop for KafkaReceiver {
 #[async_trait]
 impl EdgeReceiver for KafkaReceiver {
     async fn recv(&mut self) -> Option<Delivery> {
-        loop {
-            if let Some((ack, task)) = self.dead_letter.as_mut() {
-                let ack = *ack;
-                // Awaiting the handle by reference is cancel-safe: a dropped `recv` resumes here.
-                let stored = tokio::select! {
-                    biased;
-                    () = self.handle.stop.cancelled() => return None,
-                    r = task => r.unwrap_or(false),
-                };
-                self.dead_letter = None;
-                if !stored {
-                    return None;
-                }
-                // An empty delivery carries the token, so committing moves past the message.
-                return Some(Delivery {
-                    batch: RecordBatch::new_empty(phoenix_model::metrics_schema()),
-                    ack,
-                });
-            }
-            let fetched = tokio::select! {
-                biased;
-                () = self.handle.stop.cancelled() => return None,
-                f = self.rx.recv() => f?,
-            };
-            let msg = fetched.message;
-            let Some(ack) = self.track(msg.partition(), msg.offset(), fetched.epoch) else {
-                continue;
-            };
-            metrics::counter!(CONSUMED_MESSAGES, "topic" => self.shared.topic.clone()).increment(1);
-            let decoded = payload::check_version(
-                msg.headers()
-                    .and_then(|h| h.iter().find(|h| h.key == SCHEMA_VERSION_HEADER))
-                    .and_then(|h| h.value),
-            )
-            .and_then(|()| payload::decode(msg.payload()));
-            match decoded {
-                Ok(batch) => {
-                    metrics::counter!(CONSUMED_DATAPOINTS, "topic" => self.shared.topic.clone())
-                        .increment(batch.num_rows() as u64);
-                    return Some(Delivery { batch, ack });
-                }
-                Err(error) => {
-                    let task = tokio::spawn(dead_letter(
-                        self.dlq.clone(),
-                        self.topics.dlq.clone(),
-                        msg,
-                        error,
-                        self.handle.stop.clone(),
-                    ));
-                    self.dead_letter = Some((ack, task));
-                }
-            }
-        }
+        let (origin, batch) = self.recv_origin().await?;
+        Some(Delivery {
+            batch,
+            ack: origin.ack,
+        })
     }
 
     async fn commit(&mut self, upto: AckToken) -> Result<(), EdgeError> {

@@ -446,3 +446,93 @@ async fn rebalance_waits_for_commit_before_release() {
     assert_eq!(sorted([rows_a, rows_b].concat()), sorted(second));
     b_task.abort();
 }
+
+/// Partitioned mode: deliveries carry `position(partition, offset)`; committing one partition
+/// through the committer moves only that partition (a new member resumes there, and re-reads
+/// the other partition from the start); a stale epoch's commit is ignored; a revocation calls
+/// the hook instead of waiting for commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_commits_per_partition() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let Some(brokers) = brokers() else { return };
+    let cfg = config(&brokers, "partitioned", 2);
+    let tx = sender(&cfg).await;
+    // Series 0, 2, 4 → partition 0; 1, 3, 5 → partition 1; one message per partition per send.
+    for i in 0..3 {
+        tx.send(metrics_batch(&grid(6, 1, i * 10)))
+            .await
+            .expect("acknowledged");
+    }
+    let mut rx = receiver(&cfg).await;
+    let revoked = Arc::new(AtomicUsize::new(0));
+    let seen = revoked.clone();
+    rx.set_revoke_hook(phoenix_bus::RevokeHook(Box::new(move |parts: &[i32]| {
+        seen.fetch_add(parts.len(), Ordering::SeqCst);
+    })));
+    let mut by_partition: BTreeMap<i32, Vec<(u64, u64)>> = BTreeMap::new();
+    let deadline = Instant::now() + PATIENCE;
+    while by_partition.values().map(Vec::len).sum::<usize>() < 6 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let r = tokio::time::timeout(left, rx.recv_partitioned())
+            .await
+            .expect("in time")
+            .expect("open");
+        let (p, next) = phoenix_bus::split_position(r.delivery.ack.0).expect("a position");
+        assert_eq!(p as i32, r.partition);
+        by_partition
+            .entry(r.partition)
+            .or_default()
+            .push((r.epoch, next));
+    }
+    for (p, msgs) in &by_partition {
+        let nexts: Vec<u64> = msgs.iter().map(|m| m.1).collect();
+        assert_eq!(nexts, [1, 2, 3], "partition {p}: offsets 0..3 in order");
+    }
+    let committer = rx.committer();
+    let epoch0 = by_partition[&0][0].0;
+    committer
+        .commit(epoch0 + 1000, phoenix_bus::position(0, 2))
+        .await
+        .expect("a stale epoch is ignored");
+    committer
+        .commit(epoch0, phoenix_bus::position(0, 1))
+        .await
+        .expect("commit");
+    let status = rx.handle().monitor().partitions();
+    assert_eq!(
+        status
+            .iter()
+            .find(|s| s.partition == 0)
+            .and_then(|s| s.committed),
+        Some(2)
+    );
+    assert_eq!(
+        status
+            .iter()
+            .find(|s| s.partition == 1)
+            .and_then(|s| s.committed),
+        None
+    );
+    drop(rx);
+    assert_eq!(
+        revoked.load(Ordering::SeqCst),
+        0,
+        "closing is not a revocation to stop graphs"
+    );
+
+    // A new member: partition 0 resumes at offset 2, partition 1 from the start.
+    let mut rx = receiver(&cfg).await;
+    let mut again: BTreeMap<i32, usize> = BTreeMap::new();
+    let deadline = Instant::now() + PATIENCE;
+    while again.values().sum::<usize>() < 4 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let r = tokio::time::timeout(left, rx.recv_partitioned())
+            .await
+            .expect("in time")
+            .expect("open");
+        *again.entry(r.partition).or_default() += 1;
+    }
+    assert_eq!(again, BTreeMap::from([(0, 1), (1, 3)]));
+}

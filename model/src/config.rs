@@ -79,6 +79,8 @@ pub struct Config {
     pub bus: BusConfig,
     /// The processor graph.
     pub pipeline: PipelineConfig,
+    /// Cost anomaly detection and anomaly notifications.
+    pub anomalies: crate::anomaly::AnomaliesConfig,
 }
 
 /// OTLP receivers and their limits.
@@ -166,6 +168,8 @@ pub struct StorageConfig {
     pub flush_interval_secs: u64,
     /// Buffered rows that trigger a flush.
     pub flush_max_rows: usize,
+    /// Buffered Arrow memory (bytes) that triggers a flush; bounds the sink's share of RSS.
+    pub flush_max_bytes: u64,
     /// Largest Parquet row group, in rows.
     pub row_group_rows: usize,
     /// zstd level of Parquet pages.
@@ -174,7 +178,8 @@ pub struct StorageConfig {
     pub retention_days: u64,
     /// Write every accepted batch to the write-ahead log under `data_dir/wal` before answering.
     pub wal_enabled: bool,
-    /// WAL size past which ingest answers retryable errors (data not yet in Parquet).
+    /// WAL size past which ingest answers retryable errors: data not yet in Parquet, or still
+    /// held by a stateful processor (a 1-minute rollup holds about window + lateness of input).
     pub wal_max_bytes: u64,
     /// WAL segment file size; whole segments are deleted once their data is in Parquet.
     pub wal_segment_bytes: u64,
@@ -187,11 +192,12 @@ impl Default for StorageConfig {
             data_dir: "./data".into(),
             flush_interval_secs: 10,
             flush_max_rows: 2_000_000,
+            flush_max_bytes: 256 * 1024 * 1024,
             row_group_rows: 1024 * 1024,
             zstd_level: 3,
             retention_days: 0,
             wal_enabled: true,
-            wal_max_bytes: 1024 * 1024 * 1024,
+            wal_max_bytes: 4 * 1024 * 1024 * 1024,
             wal_segment_bytes: 64 * 1024 * 1024,
         }
     }
@@ -435,7 +441,7 @@ impl Config {
                 );
             }
         }
-        let positives: [(&str, u64); 12] = [
+        let positives: [(&str, u64); 13] = [
             ("storage.wal_max_bytes", self.storage.wal_max_bytes),
             ("storage.wal_segment_bytes", self.storage.wal_segment_bytes),
             ("ingest.max_body_bytes", self.ingest.max_body_bytes as u64),
@@ -455,6 +461,7 @@ impl Config {
                 self.storage.flush_interval_secs,
             ),
             ("storage.flush_max_rows", self.storage.flush_max_rows as u64),
+            ("storage.flush_max_bytes", self.storage.flush_max_bytes),
             ("storage.row_group_rows", self.storage.row_group_rows as u64),
             (
                 "bus.memory_capacity_batches",
@@ -495,6 +502,7 @@ impl Config {
             issues.extend(self.bus.kafka.validate());
         }
         issues.extend(self.pipeline.validate());
+        issues.extend(self.anomalies.validate());
         issues
     }
 }
@@ -621,6 +629,7 @@ mod tests {
                 .expect("json"),
             "the file documents the built-in defaults"
         );
+        assert_eq!(c.anomalies, bare.anomalies, "anomalies: built-in defaults");
         let sinks: Vec<&str> = c.pipeline.sinks.keys().map(String::as_str).collect();
         assert_eq!(sinks, ["metrics", "metrics_1m"]);
         assert_eq!(

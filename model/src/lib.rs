@@ -3,6 +3,7 @@
 //! health registry. No I/O and no async runtime live here; every other
 //! crate depends on this one and on nothing beside it.
 
+pub mod anomaly;
 pub mod config;
 pub mod edge;
 pub mod health;

@@ -3,8 +3,11 @@
 //! Exit codes: 0 success, 1 user error (bad config, bad query), 2 runtime failure.
 
 mod anomaly_cmd;
+mod anomaly_task;
+mod anomaly_webhook;
 mod cli;
 mod config_cmd;
+mod kafka_router;
 mod serve;
 mod serve_kafka;
 mod sql_client;

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::{Role, ServeArgs};
-use crate::{usage_task, Failure};
+use crate::{anomaly_task, usage_task, Failure};
 
 /// How long receivers get to finish in-flight requests after a stop signal.
 pub(crate) const RECEIVER_DRAIN: Duration = Duration::from_secs(10);
@@ -97,10 +97,17 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
         .await
         .with_context(|| format!("opening storage at {}", config.storage.url))?;
 
+    let engine = Arc::new(QueryEngine::new(storage.clone(), &config.api).context("starting SQL")?);
     let wal = open_wal(&config)?;
     let usage = config.pipeline.usage.enabled.then(UsageRecorder::new);
-    let mut graph = Graph::build(&config, wal.as_ref().map(|o| o.wal.clone()), usage.clone())
-        .map_err(|e| Failure::Runtime(anyhow!("building the processor graph: {e}")))?;
+    let mut anomalies = anomaly_task::Anomalies::new(&config);
+    let mut graph = Graph::build_recording(
+        &config,
+        wal.as_ref().map(|o| o.wal.clone()),
+        usage.clone(),
+        Some(anomalies.recorder.clone()),
+    )
+    .map_err(|e| Failure::Runtime(anyhow!("building the processor graph: {e}")))?;
     let stages = std::mem::take(&mut graph.stages);
     let replayed: &[(u64, arrow::record_batch::RecordBatch)] =
         wal.as_ref().map_or(&[], |o| &o.replay);
@@ -122,13 +129,15 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
         }));
     }
 
+    anomalies.start(storage.clone(), engine.clone());
     let usage_cancel = CancellationToken::new();
     let usage_task = usage.map(|u| {
         let grace = Duration::from_secs(config.pipeline.usage.grace_secs);
-        tokio::spawn(usage_task::run(
+        tokio::spawn(usage_task::run_with_cost(
             u,
             storage.clone(),
             grace,
+            anomalies.cost_feed.clone(),
             usage_cancel.clone(),
         ))
     });
@@ -138,7 +147,6 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
     };
     let (ingress, _) = graph.into_parts();
 
-    let engine = Arc::new(QueryEngine::new(storage.clone(), &config.api).context("starting SQL")?);
     let receiver = Arc::new(Receiver::new(ingress.clone(), &config.ingest));
 
     let grpc = bind(&config.ingest.grpc_listen, "OTLP/gRPC").await?;
@@ -224,6 +232,9 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
             warn!("A graph stage did not stop in time.");
         }
     }
+    // After usage (its last minutes are scored for cost anomalies) and the stages (their
+    // processors' recorder handles are gone, so the webhook queue closes once sent).
+    anomalies.stop(SINK_FLUSH).await;
     api_cancel.cancel();
     match api_task.await {
         Ok(Ok(())) => {}

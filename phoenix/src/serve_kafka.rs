@@ -4,12 +4,14 @@
 //! - `--role ingest`: OTLP receivers → [`KafkaSender`]. No WAL: the topic is the log, and an
 //!   export is acknowledged only once Kafka acknowledged every part of it (acks=all,
 //!   idempotent producer); a broker that does not answer makes ingest answer 503/UNAVAILABLE.
-//! - `--role process`: [`KafkaReceiver`] in the consumer group → the processor graph → table
-//!   sinks. Offsets are committed once the sinks flushed what came before them; a partition
-//!   taken away in a rebalance is released only once what was delivered from it is committed.
+//! - `--role process`: [`KafkaReceiver`] in the consumer group → one processor graph per
+//!   owned partition ([`crate::kafka_router`]) → table sinks. Offsets are committed per
+//!   partition once the sinks stored what came before them; files record per partition how
+//!   far they hold, so a partition's next owner skips what is stored (exactly once in tables).
 //! - `--role all`: both in one process.
 //!
-//! Every role serves the HTTP API (SQL over the stored files, `/health/detailed`, `/metrics`).
+//! Every role serves the HTTP API (SQL over the stored files, re-listed every 5 s so files of
+//! other nodes show up; `/health/detailed`, `/metrics`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +23,14 @@ use phoenix_api::ApiState;
 use phoenix_bus::{BusMonitor, KafkaReceiver, KafkaSender, ReceiverHandle, ReceiverOptions};
 use phoenix_ingest::Receiver;
 use phoenix_model::{Config, EdgeSender, HealthRegistry, Status};
-use phoenix_processors::{Graph, UsageRecorder};
+use phoenix_processors::UsageRecorder;
 use phoenix_storage::Storage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::Role;
+use crate::kafka_router::Router;
 use crate::serve::{bind, wait_for_stop, RECEIVER_DRAIN, SINK_FLUSH};
 use crate::{usage_task, Failure};
 
@@ -37,6 +40,8 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
 const DEGRADED_FOR: Duration = Duration::from_secs(10);
 /// Messages a processing node fetches ahead of its graph.
 const PREFETCH: usize = 32;
+/// How often every node re-lists storage, so SQL sees files other nodes wrote.
+const RELIST_EVERY: Duration = Duration::from_secs(5);
 
 /// The ingest half: receivers writing to the topic.
 struct IngestPart {
@@ -45,12 +50,12 @@ struct IngestPart {
     tasks: Vec<(&'static str, JoinHandle<Result<(), phoenix_ingest::Error>>)>,
 }
 
-/// The processing half: consumer → graph → sinks.
+/// The processing half: consumer → one graph per owned partition → sinks.
 struct ProcessPart {
     handle: ReceiverHandle,
-    sinks: Vec<JoinHandle<()>>,
-    sink_cancel: CancellationToken,
-    stages: Vec<JoinHandle<()>>,
+    router: JoinHandle<()>,
+    /// Partition graphs running.
+    graphs: Arc<std::sync::atomic::AtomicUsize>,
     usage_task: Option<JoinHandle<()>>,
     usage_cancel: CancellationToken,
 }
@@ -86,10 +91,12 @@ pub(crate) async fn serve(
     };
     let api_task = tokio::spawn(phoenix_api::serve(api, state, api_cancel.clone()));
     let reporter_cancel = CancellationToken::new();
+    let relister = tokio::spawn(relist(storage.clone(), reporter_cancel.clone()));
     let reporter = tokio::spawn(report_health(
         health.clone(),
         ingest.as_ref().map(|i| i.sender.clone()),
         process.as_ref().map(|p| p.handle.monitor().clone()),
+        process.as_ref().map(|p| p.graphs.clone()),
         config.clone(),
         prometheus,
         reporter_cancel.clone(),
@@ -111,6 +118,9 @@ pub(crate) async fn serve(
     reporter_cancel.cancel();
     if let Err(error) = reporter.await {
         warn!(%error, "Health reporter failed.");
+    }
+    if let Err(error) = relister.await {
+        warn!(%error, "Storage re-listing failed.");
     }
     let flushed = match process {
         Some(process) => stop_process(process).await,
@@ -211,7 +221,8 @@ async fn start_process(
     storage: &Storage,
     health: &HealthRegistry,
 ) -> Result<ProcessPart, Failure> {
-    // A revocation waits for the sinks' next flush to commit what was delivered.
+    // Revocations stop the partition's graph instead of waiting for commits (see
+    // `kafka_router`); this only bounds a receiver without a revoke hook.
     let revoke_timeout = Duration::from_secs(config.storage.flush_interval_secs.saturating_mul(2))
         + Duration::from_secs(10);
     let options = ReceiverOptions {
@@ -224,23 +235,17 @@ async fn start_process(
     .await?;
     let handle = receiver.handle();
     let usage = config.pipeline.usage.enabled.then(UsageRecorder::new);
-    let mut graph = Graph::build_with_entry(config, Box::new(receiver), usage.clone())
-        .map_err(|e| Failure::Runtime(anyhow!("building the processor graph: {e}")))?;
-    let stages = std::mem::take(&mut graph.stages);
-    let sink_cancel = CancellationToken::new();
-    let mut sinks = Vec::new();
-    for sink in std::mem::take(&mut graph.sinks) {
-        let table = storage
-            .table(&sink.table)
-            .with_context(|| format!("opening table {}", sink.table))?;
-        let (health, cancel, name) = (health.clone(), sink_cancel.clone(), sink.table.clone());
-        let rx = sink.rx;
-        sinks.push(tokio::spawn(async move {
-            if let Err(error) = phoenix_storage::run_sink(table, rx, health, cancel).await {
-                error!(table = %name, %error, "Table sink failed.");
-            }
-        }));
-    }
+    // Fail fast on a pipeline that does not build, before any partition arrives.
+    check_pipeline(config)?;
+    let router = Router::new(
+        receiver,
+        config,
+        storage.clone(),
+        health.clone(),
+        usage.clone(),
+    );
+    let graphs = router.running();
+    let router = tokio::spawn(router.run());
     let usage_cancel = CancellationToken::new();
     let usage_task = usage.map(|u| {
         let grace = Duration::from_secs(config.pipeline.usage.grace_secs);
@@ -251,29 +256,39 @@ async fn start_process(
             usage_cancel.clone(),
         ))
     });
-    drop(graph);
     Ok(ProcessPart {
         handle,
-        sinks,
-        sink_cancel,
-        stages,
+        router,
+        graphs,
         usage_task,
         usage_cancel,
     })
 }
 
-/// Stops fetching, lets the graph drain and the sinks flush and commit; whether all flushed.
+/// Validates the pipeline and builds each processor once, as every partition's graph will.
+fn check_pipeline(config: &Config) -> Result<(), Failure> {
+    let issues = config.pipeline.validate();
+    if let Some(first) = issues.first() {
+        return Err(Failure::Runtime(anyhow!("invalid pipeline: {first}")));
+    }
+    for (id, p) in &config.pipeline.processors {
+        phoenix_processors::build_processor(id, &p.params)
+            .map_err(|e| Failure::Runtime(anyhow!("building the processor graph: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Stops fetching; every partition graph stores what its sinks hold and commits; then usage
+/// accounting flushes. Returns whether everything stopped in time.
 async fn stop_process(process: ProcessPart) -> bool {
     // Undelivered messages stay in Kafka (uncommitted) for the partitions' next owner.
     process.handle.stop();
     let mut flushed = true;
-    for task in process.sinks {
-        if tokio::time::timeout(SINK_FLUSH, task).await.is_err() {
-            flushed = false;
-        }
-    }
-    if !flushed {
-        process.sink_cancel.cancel();
+    if tokio::time::timeout(SINK_FLUSH, process.router)
+        .await
+        .is_err()
+    {
+        flushed = false;
         error!(
             "Storage did not finish flushing in time; Kafka will redeliver what was not committed."
         );
@@ -284,13 +299,25 @@ async fn stop_process(process: ProcessPart) -> bool {
             warn!("Usage accounting did not flush in time.");
         }
     }
-    // Stages relay the sinks' last commits to the consumer, then end and leave the group.
-    for stage in process.stages {
-        if tokio::time::timeout(RECEIVER_DRAIN, stage).await.is_err() {
-            warn!("A graph stage did not stop in time.");
+    flushed
+}
+
+/// Re-lists storage every [`RELIST_EVERY`]: files written by other processing nodes become
+/// visible to this node's SQL within that bound (plus their writers' flush interval).
+async fn relist(storage: Storage, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(RELIST_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match storage.refresh().await {
+            Ok(0) => {}
+            Ok(added) => tracing::debug!(added, "Storage re-listed."),
+            Err(error) => warn!(%error, "Storage re-listing failed; will retry."),
         }
     }
-    flushed
 }
 
 /// Keeps the ingest and bus health figures current, and the metrics exporter fresh.
@@ -298,6 +325,7 @@ async fn report_health(
     health: HealthRegistry,
     sender: Option<Arc<KafkaSender>>,
     monitor: Option<BusMonitor>,
+    graphs: Option<Arc<std::sync::atomic::AtomicUsize>>,
     config: Config,
     prometheus: PrometheusHandle,
     stop: CancellationToken,
@@ -345,6 +373,29 @@ async fn report_health(
             Status::Ok
         };
         health.report("bus", status, bus);
+        let mut graph = serde_json::Map::new();
+        match &graphs {
+            Some(n) => {
+                let n = n.load(std::sync::atomic::Ordering::Relaxed);
+                graph.insert("partition_graphs".into(), n.into());
+            }
+            None => {
+                graph.insert("partition_graphs".into(), 0.into());
+                graph.insert(
+                    "note".into(),
+                    "ingest role: graphs run on processing nodes".into(),
+                );
+            }
+        }
+        health.report("graph", Status::Ok, graph);
+        // No WAL in Kafka mode: the ingest topic is the log.
+        let mut wal = serde_json::Map::new();
+        wal.insert("enabled".into(), false.into());
+        wal.insert(
+            "note".into(),
+            "kafka bus: the ingest topic is the log".into(),
+        );
+        health.report("wal", Status::Ok, wal);
         prometheus.run_upkeep();
     }
 }

@@ -3,9 +3,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arrow::array::RecordBatch;
 use phoenix_model::usage::{usage_schema, USAGE_TABLE};
 use phoenix_processors::UsageRecorder;
 use phoenix_storage::{Storage, Table};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info_span, warn, Instrument};
 
@@ -19,6 +21,18 @@ pub(crate) async fn run(
     usage: UsageRecorder,
     storage: Storage,
     grace: Duration,
+    stop: CancellationToken,
+) {
+    run_with_cost(usage, storage, grace, None, stop).await;
+}
+
+/// As [`run`], also handing every drained batch to the cost anomaly detector through `cost`
+/// without waiting (a full queue skips the batch for detection, counted).
+pub(crate) async fn run_with_cost(
+    usage: UsageRecorder,
+    storage: Storage,
+    grace: Duration,
+    cost: Option<mpsc::Sender<RecordBatch>>,
     stop: CancellationToken,
 ) {
     async move {
@@ -38,7 +52,7 @@ pub(crate) async fn run(
                 _ = tick.tick() => {}
             }
             let before = now_ns().saturating_sub(grace.as_nanos() as i64);
-            drain_into(&usage, &storage, &table, Some(before));
+            drain_into(&usage, &storage, &table, Some(before), cost.as_ref());
             since_flush += TICK;
             if since_flush >= flush_every && table.buffered_rows() > 0 {
                 since_flush = Duration::ZERO;
@@ -47,7 +61,7 @@ pub(crate) async fn run(
                 }
             }
         }
-        drain_into(&usage, &storage, &table, None);
+        drain_into(&usage, &storage, &table, None, cost.as_ref());
         if let Err(error) = table.flush().await {
             warn!(%error, "Usage flush at shutdown failed.");
         }
@@ -58,7 +72,13 @@ pub(crate) async fn run(
 
 /// Appends the minutes starting before `before_ns` (all for `None`) to the table; stored
 /// bytes are estimated with each table's bytes per row so far.
-fn drain_into(usage: &UsageRecorder, storage: &Storage, table: &Table, before_ns: Option<i64>) {
+fn drain_into(
+    usage: &UsageRecorder,
+    storage: &Storage,
+    table: &Table,
+    before_ns: Option<i64>,
+    cost: Option<&mpsc::Sender<RecordBatch>>,
+) {
     let bytes_per_row = |name: &str| {
         storage
             .get_table(name)
@@ -69,6 +89,12 @@ fn drain_into(usage: &UsageRecorder, storage: &Storage, table: &Table, before_ns
     let before = before_ns.map(|b| b.div_euclid(60_000_000_000) * 60_000_000_000);
     match usage.drain(before, bytes_per_row) {
         Ok(Some(batch)) => {
+            if let Some(tx) = cost {
+                if tx.try_send(batch.clone()).is_err() {
+                    metrics::counter!("phoenix_anomaly_usage_batches_skipped_total", "reason" => "queue_full")
+                        .increment(1);
+                }
+            }
             if let Err(error) = table.append(batch) {
                 warn!(%error, "Usage rows could not be buffered.");
             }

@@ -14,16 +14,17 @@ use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use phoenix_model::config::Config;
-use phoenix_model::pipeline::{PipelineConfig, RECEIVER_INPUT};
+use phoenix_model::pipeline::{PipelineConfig, ProcessorParams, RECEIVER_INPUT};
 use phoenix_model::{EdgeError, EdgeReceiver, EdgeSender};
 use phoenix_wal::Wal;
 use tokio::task::JoinHandle;
 
+use crate::anomaly::AnomalyRecorder;
 use crate::fan_in::FanIn;
 use crate::memory_edge::memory_edge;
 use crate::processor::build_processor;
 use crate::relay::CommitRelay;
-use crate::stage::{Output, Stage};
+use crate::stage::{Output, Stage, TICK_EVERY};
 use crate::usage::{Flow, UsageRecorder, UsageTap};
 use crate::wal_edge::{wal_edge, WalSender};
 use crate::{Error, Result};
@@ -71,6 +72,21 @@ impl Graph {
     /// [`Error::Config`] for a pipeline that does not validate, [`Error::Build`] for a
     /// processor that does not build, [`Error::NoRuntime`] outside a tokio runtime.
     pub fn build(config: &Config, wal: Option<Wal>, usage: Option<UsageRecorder>) -> Result<Graph> {
+        Self::build_recording(config, wal, usage, None)
+    }
+
+    /// As [`Graph::build`], with `anomaly` processors recording into `anomalies` (drained
+    /// into the `anomalies` table by the caller; without one each records into its own,
+    /// undrained recorder).
+    ///
+    /// # Errors
+    /// As [`Graph::build`].
+    pub fn build_recording(
+        config: &Config,
+        wal: Option<Wal>,
+        usage: Option<UsageRecorder>,
+        anomalies: Option<AnomalyRecorder>,
+    ) -> Result<Graph> {
         let capacity = config.bus.memory_capacity_batches;
         let admission = Duration::from_millis(config.ingest.admission_timeout_ms);
         let retry_after = Duration::from_secs(config.ingest.retry_after_secs);
@@ -86,7 +102,20 @@ impl Graph {
                     (Arc::new(tx), Box::new(rx), None)
                 }
             };
-        Self::build_from(config, ingress, entry_rx, wal_ingress, usage)
+        Self::build_from(config, ingress, entry_rx, wal_ingress, usage, anomalies)
+    }
+
+    /// As [`Graph::build_with_entry`], with `anomaly` processors recording into `anomalies`.
+    ///
+    /// # Errors
+    /// As [`Graph::build`].
+    pub fn build_with_entry_recording(
+        config: &Config,
+        entry: Box<dyn EdgeReceiver>,
+        usage: Option<UsageRecorder>,
+        anomalies: Option<AnomalyRecorder>,
+    ) -> Result<Graph> {
+        Self::build_from(config, Arc::new(NoIngress), entry, None, usage, anomalies)
     }
 
     /// Builds the graph for `config` on an entry edge read from elsewhere (a Kafka topic in
@@ -100,7 +129,7 @@ impl Graph {
         entry: Box<dyn EdgeReceiver>,
         usage: Option<UsageRecorder>,
     ) -> Result<Graph> {
-        Self::build_from(config, Arc::new(NoIngress), entry, None, usage)
+        Self::build_from(config, Arc::new(NoIngress), entry, None, usage, None)
     }
 
     fn build_from(
@@ -109,6 +138,7 @@ impl Graph {
         entry_rx: Box<dyn EdgeReceiver>,
         wal_ingress: Option<Arc<WalSender>>,
         usage: Option<UsageRecorder>,
+        anomalies: Option<AnomalyRecorder>,
     ) -> Result<Graph> {
         let pipeline = &config.pipeline;
         let issues = pipeline.validate();
@@ -177,10 +207,19 @@ impl Graph {
                 outputs: p.outputs,
                 relay: p.relay,
                 usage: None,
+                tick_every: TICK_EVERY,
             });
         }
         for (id, cfg) in &pipeline.processors {
-            let processor = build_processor(id, &cfg.params)?;
+            // `anomaly` processors share the graph's recorder, which the registry cannot pass.
+            let processor = match &cfg.params {
+                ProcessorParams::Anomaly(c) => Box::new(crate::anomaly::build(
+                    id,
+                    c,
+                    anomalies.clone().unwrap_or_default(),
+                )?),
+                _ => build_processor(id, &cfg.params)?,
+            };
             let p = producers
                 .remove(id)
                 .ok_or_else(|| Error::Config(format!("processor `{id}` has no consumer")))?;
@@ -192,6 +231,7 @@ impl Graph {
                 outputs: p.outputs,
                 relay: p.relay,
                 usage: usage.clone(),
+                tick_every: TICK_EVERY,
             });
         }
         let mut sinks = Vec::with_capacity(sinks_cfg.len());

@@ -9,6 +9,7 @@
 //!   once every sink has stored a record.
 
 pub mod aggregate;
+pub mod anomaly;
 pub mod attributes;
 pub mod cardinality_limit;
 mod columns;
@@ -30,6 +31,7 @@ mod testing;
 pub mod usage;
 pub mod wal_edge;
 
+pub use anomaly::{AnomalyRecorder, AnomalyRow};
 pub use error::{Error, Result};
 pub use fan_in::FanIn;
 pub use graph::{Graph, SinkEdge, DEFAULT_TABLE};

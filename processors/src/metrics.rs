@@ -24,4 +24,5 @@ pub fn describe() {
         "Datapoints a processor dropped, by reason."
     );
     crate::aggregate::metrics::describe();
+    crate::anomaly::metrics::describe();
 }

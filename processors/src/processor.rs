@@ -6,7 +6,9 @@
 use arrow::record_batch::RecordBatch;
 use phoenix_model::pipeline::ProcessorParams;
 
-use crate::{aggregate, attributes, cardinality_limit, filter, sample, temporality, Error, Result};
+use crate::{
+    aggregate, anomaly, attributes, cardinality_limit, filter, sample, temporality, Error, Result,
+};
 
 /// A step of the graph that turns one batch into another.
 ///
@@ -14,7 +16,8 @@ use crate::{aggregate, attributes, cardinality_limit, filter, sample, temporalit
 /// rollups) implements [`Processor::process_at`], returns what is ready, holds the rest, and
 /// reports through [`Processor::held_since`] the oldest input position it still holds, so the
 /// stage never acknowledges upstream (and the WAL never releases) data that lives only in its
-/// memory; [`Processor::flush`] emits everything at shutdown.
+/// memory; [`Processor::flush`] emits everything at shutdown, and [`Processor::tick`] lets it
+/// emit on the wall clock when the input is idle.
 pub trait Processor: Send {
     /// Processes one batch in the metrics schema; the result may be empty.
     ///
@@ -43,6 +46,16 @@ pub trait Processor: Send {
     /// # Errors
     /// As [`Processor::process`].
     fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+
+    /// Called by the stage about once a second with the wall clock, whether or not input
+    /// arrived; a stateful processor may emit what has waited long enough (the windows of an
+    /// idle input). The stage sends the result downstream with the last input position.
+    ///
+    /// # Errors
+    /// As [`Processor::process`].
+    fn tick(&mut self, _now: std::time::SystemTime) -> Result<Option<RecordBatch>> {
         Ok(None)
     }
 
@@ -75,6 +88,7 @@ pub const REGISTRY: &[Registration] = &[
     temporality::REGISTRATION,
     cardinality_limit::REGISTRATION,
     aggregate::REGISTRATION,
+    anomaly::REGISTRATION,
 ];
 
 /// Builds processor `id` from its parameters through [`REGISTRY`].

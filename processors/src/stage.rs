@@ -1,6 +1,8 @@
 //! A stage: one task that reads its input edge, runs its processor and writes every output
 //! edge, and relays its consumers' commits back to its input.
 
+use std::time::{Duration, SystemTime};
+
 use arrow::record_batch::RecordBatch;
 use phoenix_model::{AckToken, Delivery, EdgeReceiver};
 use tracing::Instrument;
@@ -10,6 +12,20 @@ use crate::metrics::{dropped, DATAPOINTS_IN, DATAPOINTS_OUT, REASON_ERROR};
 use crate::processor::Processor;
 use crate::relay::CommitRelay;
 use crate::usage::UsageRecorder;
+
+/// How often a stage calls [`Processor::tick`].
+pub(crate) const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// Positions whose data a tick emitted with an older token: not committed upstream until
+/// every consumer has committed past `until` (so has stored what the tick sent, edges being
+/// in order).
+#[derive(Debug, Clone, Copy)]
+struct TickPin {
+    /// Lowest position the tick's rows came from.
+    held: u64,
+    /// The token they were sent with.
+    until: AckToken,
+}
 
 /// One output edge of a stage.
 pub(crate) struct Output {
@@ -35,6 +51,8 @@ pub(crate) struct Stage {
     pub relay: CommitRelay,
     /// Usage accounting of deliberately dropped rows.
     pub usage: Option<UsageRecorder>,
+    /// How often the processor is ticked ([`TICK_EVERY`]; shorter in tests).
+    pub tick_every: Duration,
 }
 
 /// Per-stage counters, resolved once.
@@ -61,11 +79,19 @@ impl Stage {
         tracing::debug!(outputs = self.outputs.len(), "Stage started.");
         let mut open = true;
         let mut relayed: Option<AckToken> = None;
+        // Emissions of held state not yet committed downstream: (token sent with, oldest
+        // position held before). Until consumers commit the token, the rows exist only in
+        // flight, so the input may not be committed past that position.
+        let mut emitted: std::collections::VecDeque<(AckToken, u64)> = Default::default();
         // Position of the last delivery read; the shutdown flush is sent with it.
         let mut last: Option<AckToken> = None;
         // Set once the shutdown flush emitted rows: the consumers' earlier commits may already
         // cover `last`, so nothing more is committed until they have all stored and closed.
         let mut final_pending = false;
+        let mut pin: Option<TickPin> = None;
+        let mut ticker = tokio::time::interval(self.tick_every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ticking = self.processor.is_some();
         loop {
             if !open && self.relay.all_closed() {
                 break;
@@ -73,10 +99,13 @@ impl Stage {
             tokio::select! {
                 biased;
                 () = self.relay.changed() => {}
+                _ = ticker.tick(), if open && ticking => {
+                    self.tick(last, &mut pin, &counters).await;
+                }
                 delivery = self.input.recv(), if open => match delivery {
                     Some(d) => {
                         last = Some(d.ack);
-                        if !self.forward(d, &counters).await {
+                        if !self.forward(d, &counters, &mut emitted).await {
                             tracing::warn!("Every consumer is gone; stage stops reading.");
                             open = false;
                         }
@@ -90,19 +119,28 @@ impl Stage {
                 },
             }
             if !final_pending {
-                self.relay_commits(&mut relayed).await;
+                self.relay_commits(&mut relayed, &mut pin, &mut emitted)
+                    .await;
             }
         }
-        self.relay_commits(&mut relayed).await;
+        // Every consumer stored everything and closed: no pin is needed any more.
+        self.relay_commits(&mut relayed, &mut None, &mut Default::default())
+            .await;
         tracing::debug!("Stage stopped.");
     }
 
     /// Processes one delivery and sends the result, with the delivery's token, to every
     /// output. Returns false when no output is left.
-    async fn forward(&mut self, d: Delivery, counters: &Counters) -> bool {
+    async fn forward(
+        &mut self,
+        d: Delivery,
+        counters: &Counters,
+        emitted: &mut std::collections::VecDeque<(AckToken, u64)>,
+    ) -> bool {
         let batch = match self.processor.as_mut() {
             None => d.batch,
             Some(p) => {
+                let held_before = p.held_since();
                 let rows = d.batch.num_rows() as u64;
                 counters.datapoints_in.increment(rows);
                 let schema = d.batch.schema();
@@ -115,10 +153,57 @@ impl Stage {
                     usage.record_dropped(&dropped);
                 }
                 counters.datapoints_out.increment(out.num_rows() as u64);
+                if let (Some(held), true) = (held_before, out.num_rows() > 0) {
+                    emitted.push_back((d.ack, held));
+                }
                 out
             }
         };
         self.send_all(batch, d.ack).await
+    }
+
+    /// Ticks the processor; sends what it emits downstream with the last delivery's token and
+    /// pins the positions it came from until the consumers have stored it.
+    async fn tick(
+        &mut self,
+        last: Option<AckToken>,
+        pin: &mut Option<TickPin>,
+        counters: &Counters,
+    ) {
+        let Some(p) = self.processor.as_mut() else {
+            return;
+        };
+        let held = p.held_since();
+        let out = match p.tick(SystemTime::now()) {
+            Ok(Some(out)) if out.num_rows() > 0 => out,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::error!(%error, "Processor tick failed.");
+                return;
+            }
+        };
+        let Some(last) = last else {
+            // Nothing was read yet, so nothing can be held: a processor bug.
+            tracing::warn!(
+                rows = out.num_rows(),
+                "Tick emitted rows before any input; dropped."
+            );
+            return;
+        };
+        let from = held.unwrap_or(last.0).min(last.0);
+        *pin = Some(match *pin {
+            Some(old) => TickPin {
+                held: old.held.min(from),
+                until: old.until.max(last),
+            },
+            None => TickPin {
+                held: from,
+                until: last,
+            },
+        });
+        tracing::debug!(rows = out.num_rows(), "Emitting state on the idle tick.");
+        counters.datapoints_out.increment(out.num_rows() as u64);
+        self.send_all(out, last).await;
     }
 
     /// At shutdown: emits what the processor still holds, with the last delivery's token.
@@ -163,12 +248,30 @@ impl Stage {
     }
 
     /// Commits on the input what every consumer has committed, once it advanced, but never
-    /// a position whose data the processor still holds.
-    async fn relay_commits(&mut self, relayed: &mut Option<AckToken>) {
+    /// a position whose data the processor still holds or a tick sent and is not stored yet.
+    async fn relay_commits(
+        &mut self,
+        relayed: &mut Option<AckToken>,
+        pin: &mut Option<TickPin>,
+        emitted: &mut std::collections::VecDeque<(AckToken, u64)>,
+    ) {
         let Some(mut upto) = self.relay.committed() else {
             return;
         };
-        if let Some(held) = self.processor.as_ref().and_then(|p| p.held_since()) {
+        if pin.is_some_and(|p| upto > p.until) {
+            *pin = None;
+        }
+        // Held state emitted by `forward` is pinned until the consumers stored its token.
+        while emitted.front().is_some_and(|&(token, _)| token <= upto) {
+            emitted.pop_front();
+        }
+        let in_flight = emitted.iter().map(|&(_, held)| held).min();
+        let held = self.processor.as_ref().and_then(|p| p.held_since());
+        let held = [held, pin.map(|p| p.held), in_flight]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(held) = held {
             match held.checked_sub(1) {
                 Some(before) if before < upto.0 => upto = AckToken(before),
                 Some(_) => {}
@@ -235,6 +338,38 @@ mod tests {
         }
     }
 
+    /// Holds every batch; each tick emits what is held.
+    #[derive(Default)]
+    struct TickRelease {
+        held: Vec<RecordBatch>,
+        since: Option<u64>,
+    }
+
+    impl Processor for TickRelease {
+        fn process(&mut self, _batch: RecordBatch) -> crate::Result<RecordBatch> {
+            unreachable!("the stage calls process_at")
+        }
+
+        fn process_at(&mut self, batch: RecordBatch, position: u64) -> crate::Result<RecordBatch> {
+            self.since.get_or_insert(position);
+            self.held.push(batch);
+            Ok(RecordBatch::new_empty(metrics_schema()))
+        }
+
+        fn held_since(&self) -> Option<u64> {
+            self.since
+        }
+
+        fn tick(&mut self, _now: std::time::SystemTime) -> crate::Result<Option<RecordBatch>> {
+            if self.held.is_empty() {
+                return Ok(None);
+            }
+            self.since = None;
+            let held = std::mem::take(&mut self.held);
+            Ok(Some(concat_batches(&metrics_schema(), &held)?))
+        }
+    }
+
     /// The stage's input, recording what the stage commits on it.
     struct Recording {
         inner: MemoryReceiver,
@@ -290,6 +425,7 @@ mod tests {
             }],
             relay,
             usage: None,
+            tick_every: TICK_EVERY,
         };
         let task = tokio::spawn(stage.run());
 
@@ -339,5 +475,123 @@ mod tests {
             .expect("stage stops")
             .expect("stage task");
         assert_eq!(commits.lock().expect("lock").last(), Some(&3));
+    }
+
+    /// Rows a tick emits go downstream with the last delivery's token; the positions they
+    /// came from are committed upstream only once every consumer has committed past that
+    /// token (so has stored them), and the last position once the consumers close.
+    #[tokio::test]
+    async fn tick_output_is_sent_and_pinned_until_stored() {
+        let (tx, rx) = memory_edge("in", 8, Duration::from_secs(1), Duration::from_secs(1));
+        let commits = Arc::new(Mutex::new(Vec::new()));
+        let mut relay = CommitRelay::default();
+        let (out_tx, mut out_rx) = relay.edge("out", 8);
+        let stage = Stage {
+            id: "tick".into(),
+            type_name: "test".into(),
+            processor: Some(Box::new(TickRelease::default())),
+            input: Box::new(Recording {
+                inner: rx,
+                commits: commits.clone(),
+            }),
+            outputs: vec![Output {
+                consumer: "out".into(),
+                tx: out_tx,
+            }],
+            relay,
+            usage: None,
+            tick_every: Duration::from_millis(20),
+        };
+        let task = tokio::spawn(stage.run());
+        let last_commit = || commits.lock().expect("lock").last().copied();
+
+        tx.send(one_row(1)).await.expect("room");
+        let d = recv(&mut out_rx).await;
+        assert_eq!((d.ack, d.batch.num_rows()), (AckToken(1), 0), "held back");
+        out_rx.commit(AckToken(1)).await.expect("commit");
+        let d = recv(&mut out_rx).await;
+        assert_eq!((d.ack, d.batch.num_rows()), (AckToken(1), 1), "tick output");
+        // Stored, but its token was committed before: position 1 stays pinned.
+        out_rx.commit(AckToken(1)).await.expect("commit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            last_commit().unwrap_or(0) < 1,
+            "1 is pinned until a later token is committed"
+        );
+
+        tx.send(one_row(2)).await.expect("room");
+        let d = recv(&mut out_rx).await;
+        assert_eq!((d.ack, d.batch.num_rows()), (AckToken(2), 0), "held back");
+        out_rx.commit(AckToken(2)).await.expect("commit");
+        let d = recv(&mut out_rx).await;
+        assert_eq!((d.ack, d.batch.num_rows()), (AckToken(2), 1), "tick output");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(last_commit(), Some(1), "1 released; 2 pinned");
+
+        drop(tx);
+        let end = tokio::time::timeout(Duration::from_secs(5), out_rx.recv())
+            .await
+            .expect("edge closes in time");
+        assert!(end.is_none(), "nothing held at shutdown, edge closed");
+        drop(out_rx);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stage stops")
+            .expect("stage task");
+        assert_eq!(last_commit(), Some(2), "committed once the consumer closed");
+    }
+
+    /// Held rows emitted by `process_at` travel with a later token: the positions they came
+    /// from stay uncommitted upstream until the consumer committed that token (stored them),
+    /// even though the consumer had already committed the earlier, empty deliveries.
+    #[tokio::test]
+    async fn emitted_state_is_pinned_until_stored() {
+        let (tx, rx) = memory_edge("in", 8, Duration::from_secs(1), Duration::from_secs(1));
+        let commits = Arc::new(Mutex::new(Vec::new()));
+        let mut relay = CommitRelay::default();
+        let (out_tx, mut out_rx) = relay.edge("out", 8);
+        let stage = Stage {
+            id: "hold".into(),
+            type_name: "test".into(),
+            processor: Some(Box::new(HoldBack {
+                held: Vec::new(),
+                since: None,
+                release_after: 2,
+            })),
+            input: Box::new(Recording {
+                inner: rx,
+                commits: commits.clone(),
+            }),
+            outputs: vec![Output {
+                consumer: "out".into(),
+                tx: out_tx,
+            }],
+            relay,
+            usage: None,
+            tick_every: TICK_EVERY,
+        };
+        let task = tokio::spawn(stage.run());
+        tx.send(one_row(1)).await.expect("room");
+        let d = recv(&mut out_rx).await;
+        assert_eq!(d.batch.num_rows(), 0, "held back");
+        out_rx.commit(AckToken(1)).await.expect("commit");
+        tx.send(one_row(2)).await.expect("room");
+        let d = recv(&mut out_rx).await;
+        assert_eq!((d.ack, d.batch.num_rows()), (AckToken(2), 2), "emitted");
+        // Nothing is held any more, and the consumer committed 1: still, 1 is in flight.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            commits.lock().expect("lock").iter().all(|&c| c < 1),
+            "position 1 is only in flight: it may not be committed"
+        );
+        out_rx.commit(AckToken(2)).await.expect("commit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(commits.lock().expect("lock").last(), Some(&2));
+        drop(tx);
+        drop(out_rx);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stage stops")
+            .expect("stage task");
     }
 }

@@ -56,28 +56,7 @@ impl Storage {
         store: Arc<dyn ObjectStore>,
         cfg: &StorageConfig,
     ) -> Result<Storage> {
-        let mut found: BTreeMap<String, Vec<FileMeta>> = BTreeMap::new();
-        let mut listing = store.list(None);
-        while let Some(meta) = listing
-            .try_next()
-            .await
-            .map_err(|e| Error::store("list", "/", e))?
-        {
-            match parse_object_path(&meta.location) {
-                Some((table, min_time, max_time)) if valid_table_name(&table) => {
-                    found.entry(table).or_default().push(FileMeta {
-                        path: meta.location,
-                        min_time,
-                        max_time,
-                        size: meta.size,
-                        rows: None,
-                    });
-                }
-                _ => {
-                    tracing::warn!(path = %meta.location, "Skipping object that is not a Phoenix table file.")
-                }
-            }
-        }
+        let found = list_files(&store).await?;
         let mut tables = BTreeMap::new();
         for (name, files) in found {
             let schema = if name == METRICS_TABLE {
@@ -112,6 +91,58 @@ impl Storage {
                 tables: RwLock::new(tables),
             }),
         })
+    }
+
+    /// Re-lists the object store so files other nodes wrote (or deleted) since the last
+    /// listing become visible to queries, and tables they created appear. Files this process
+    /// adds while the listing runs are kept. Returns how many files were added.
+    ///
+    /// # Errors
+    /// A failed listing.
+    pub async fn refresh(&self) -> Result<usize> {
+        let before: BTreeMap<String, Vec<Path>> = self
+            .inner
+            .tables
+            .read()
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    t.snapshot().files.into_iter().map(|f| f.path).collect(),
+                )
+            })
+            .collect();
+        let found = list_files(&self.inner.store).await?;
+        let mut added = 0;
+        for (name, known) in &before {
+            let listed = found.get(name).cloned().unwrap_or_default();
+            if let Some(t) = self.get_table(name) {
+                added += t.sync_files(known, listed);
+            }
+        }
+        for (name, files) in found {
+            if before.contains_key(&name) {
+                continue;
+            }
+            let Some(schema) = read_schema(&self.inner.store, &files).await else {
+                continue;
+            };
+            let n = files.len();
+            let table = Table::new(
+                &name,
+                schema,
+                Arc::clone(&self.inner.store),
+                &self.inner.cfg,
+                files,
+            )?;
+            let mut tables = self.inner.tables.write();
+            if let std::collections::btree_map::Entry::Vacant(slot) = tables.entry(name) {
+                tracing::info!(table = %slot.key(), files = n, "Found a table written by another node.");
+                slot.insert(table);
+                added += n;
+            }
+        }
+        Ok(added)
     }
 
     /// The object store; its root is the tables root (paths look like `metrics/date=…/…`).
@@ -189,6 +220,33 @@ impl Storage {
         }
         first.map_or(Ok(()), Err)
     }
+}
+
+/// Every table file in the store, by table.
+async fn list_files(store: &Arc<dyn ObjectStore>) -> Result<BTreeMap<String, Vec<FileMeta>>> {
+    let mut found: BTreeMap<String, Vec<FileMeta>> = BTreeMap::new();
+    let mut listing = store.list(None);
+    while let Some(meta) = listing
+        .try_next()
+        .await
+        .map_err(|e| Error::store("list", "/", e))?
+    {
+        match parse_object_path(&meta.location) {
+            Some((table, min_time, max_time)) if valid_table_name(&table) => {
+                found.entry(table).or_default().push(FileMeta {
+                    path: meta.location,
+                    min_time,
+                    max_time,
+                    size: meta.size,
+                    rows: None,
+                });
+            }
+            _ => {
+                tracing::debug!(path = %meta.location, "Skipping object that is not a Phoenix table file.")
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The Arrow schema of a table, from the footer of its newest readable file.

@@ -12,6 +12,7 @@ mod encode;
 mod error;
 mod layout;
 mod metrics;
+mod positions;
 mod replay;
 mod sink;
 mod store;
@@ -22,10 +23,11 @@ pub use catalog::Storage;
 pub use encode::ACK_MAX_KEY;
 pub use error::{Error, Result};
 pub use layout::{parse_file_name, partition_prefix, HOUR_NANOS};
+pub use positions::{parse_positions, position_dedup, stored_in_hour, Stored, POSITIONS_KEY};
 pub use replay::dedup_receiver;
 pub use sink::run_sink;
 pub use store::{build_object_store, OBJECT_STORE_URL};
-pub use table::{FileMeta, FlushReport, Table, TableSnapshot};
+pub use table::{FileMeta, FlushReport, PositionSplit, Table, TableSnapshot};
 
 /// Name of the table every datapoint lands in.
 pub const METRICS_TABLE: &str = "metrics";

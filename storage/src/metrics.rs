@@ -16,3 +16,5 @@ pub(crate) const BUFFERED_ROWS: &str = "phoenix_storage_buffered_rows";
 pub(crate) const FILES_DELETED: &str = "phoenix_storage_files_deleted_total";
 /// Datapoints the sink could not store, by `table` and `reason`.
 pub(crate) const ROWS_DROPPED: &str = "phoenix_storage_rows_dropped_total";
+/// Redelivered rows skipped because a file already holds them, by `table`.
+pub(crate) const ROWS_SKIPPED: &str = "phoenix_storage_rows_skipped_total";

@@ -142,7 +142,11 @@ async fn flushed_positions(table: &Table, hours: &[i64]) -> Result<BTreeMap<i64,
 }
 
 /// Reads a Parquet footer with at most two range requests.
-async fn read_footer(store: &dyn ObjectStore, path: &Path, size: u64) -> Result<ParquetMetaData> {
+pub(crate) async fn read_footer(
+    store: &dyn ObjectStore,
+    path: &Path,
+    size: u64,
+) -> Result<ParquetMetaData> {
     let mut want = TAIL_GUESS.min(size);
     loop {
         let tail = store

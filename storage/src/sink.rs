@@ -27,9 +27,10 @@ type Flushing = BoxFuture<'static, (Result<FlushReport>, Option<AckToken>)>;
 
 /// Runs the sink for `table` until `shutdown` is cancelled or the edge closes.
 ///
-/// Policy: flush when `flush_max_rows` rows are buffered or every `flush_interval_secs`; a failed
-/// flush keeps the rows buffered and is retried with exponential backoff while health shows
-/// `degraded`. Past twice `flush_max_rows` buffered rows the sink stops receiving, so the bounded
+/// Policy: flush when `flush_max_rows` rows or `flush_max_bytes` of Arrow memory are buffered, or
+/// every `flush_interval_secs`; a failed flush keeps the rows buffered and is retried with
+/// exponential backoff while health shows `degraded`. Past twice either limit the sink stops
+/// receiving, so the bounded
 /// edge pushes back on ingest. A delivery is committed once every row appended before it is in a
 /// durable file. Files older than `retention_days` are deleted on the same loop.
 ///
@@ -56,7 +57,7 @@ pub async fn run_sink(
             // Checked here, not only when idle: under steady load `recv` is always ready.
             sink.maintain().await;
         }
-        let can_receive = sink.table.buffered_rows() < sink.hard_cap;
+        let can_receive = !sink.over_hard_cap();
         let wake = sink.next_wake();
         tokio::select! {
             biased;
@@ -79,7 +80,7 @@ pub async fn run_sink(
         sink.finish_flush(res, upto, rx.as_mut()).await;
     }
     loop {
-        if sink.table.buffered_rows() >= sink.hard_cap {
+        if sink.over_hard_cap() {
             let upto = sink.last_appended;
             let res = sink.table.flush().await;
             let failed = res.is_err();
@@ -106,6 +107,7 @@ struct Sink {
     component: String,
     max_rows: usize,
     hard_cap: usize,
+    max_bytes: usize,
     interval: Duration,
     retention_days: u64,
     next_flush_at: Instant,
@@ -121,6 +123,7 @@ impl Sink {
         let cfg = table.config();
         let interval = Duration::from_secs(cfg.flush_interval_secs.max(1));
         let max_rows = cfg.flush_max_rows.max(1);
+        let max_bytes = usize::try_from(cfg.flush_max_bytes.max(1)).unwrap_or(usize::MAX);
         let component = if table.name() == METRICS_TABLE {
             "storage".to_string()
         } else {
@@ -133,6 +136,7 @@ impl Sink {
             component,
             max_rows,
             hard_cap: max_rows.saturating_mul(2),
+            max_bytes,
             interval,
             next_flush_at: Instant::now() + interval,
             next_maintenance_at: Instant::now(),
@@ -156,6 +160,12 @@ impl Sink {
         self.last_appended = Some(ack);
     }
 
+    /// Twice either flush limit is buffered: stop taking deliveries until a flush frees room.
+    fn over_hard_cap(&self) -> bool {
+        self.table.buffered_rows() >= self.hard_cap
+            || self.table.buffered_bytes() >= self.max_bytes.saturating_mul(2)
+    }
+
     /// A flush future when the policy says so and no backoff is pending.
     fn start_flush_if_due(&mut self) -> Option<Flushing> {
         let now = Instant::now();
@@ -166,7 +176,9 @@ impl Sink {
             }
             return None;
         }
-        let due = buffered >= self.max_rows || now >= self.next_flush_at;
+        let due = buffered >= self.max_rows
+            || self.table.buffered_bytes() >= self.max_bytes
+            || now >= self.next_flush_at;
         let allowed = self.retry_at.is_none_or(|t| now >= t);
         if !(due && allowed) {
             return None;

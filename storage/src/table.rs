@@ -86,6 +86,8 @@ struct State {
     /// Buffered batches by hour index; each batch lies within its hour.
     buffer: BTreeMap<i64, Vec<Chunk>>,
     buffered_rows: usize,
+    /// Arrow memory of the buffered batches.
+    buffered_bytes: usize,
     files: Vec<FileMeta>,
     next_id: u64,
 }
@@ -106,7 +108,17 @@ struct Inner {
     /// Rows and bytes this process wrote, for [`Table::bytes_per_row`].
     rows_written: AtomicU64,
     bytes_written: AtomicU64,
+    /// Splits edge positions into (source partition, next offset), when the edge has sources.
+    positions: std::sync::OnceLock<PositionSplit>,
+    /// Parsed [`crate::POSITIONS_KEY`] of files already read (files are immutable).
+    position_cache:
+        Mutex<std::collections::HashMap<Path, Arc<BTreeMap<u32, crate::positions::Stored>>>>,
 }
+
+/// Splits an edge position into `(source, next offset)`; `None` for positions without a
+/// source. Set on a table fed from partitioned sources (Kafka) so that each file records, per
+/// source, how far it holds (see [`crate::POSITIONS_KEY`]).
+pub type PositionSplit = fn(u64) -> Option<(u32, u64)>;
 
 /// A table: Parquet files plus an in-memory buffer. Cheap to clone; clones share state.
 #[derive(Debug, Clone)]
@@ -151,8 +163,72 @@ impl Table {
                 last_flush_unix_ms: AtomicU64::new(0),
                 rows_written: AtomicU64::new(0),
                 bytes_written: AtomicU64::new(0),
+                positions: std::sync::OnceLock::new(),
+                position_cache: Mutex::new(std::collections::HashMap::new()),
             }),
         })
+    }
+
+    /// Makes every file written from now on record, per source, the highest position and the
+    /// newest time of its rows ([`crate::POSITIONS_KEY`]). Set once; later calls are ignored.
+    pub fn set_position_split(&self, split: PositionSplit) {
+        let _ = self.inner.positions.set(split);
+    }
+
+    /// The position split set by [`Table::set_position_split`].
+    pub fn position_split(&self) -> Option<PositionSplit> {
+        self.inner.positions.get().copied()
+    }
+
+    /// Merges a fresh listing into the manifest: adds listed files it lacks, and drops files
+    /// that were in `known` (the manifest when the listing started) but are no longer listed.
+    /// Returns how many files were added.
+    pub(crate) fn sync_files(&self, known: &[Path], listed: Vec<FileMeta>) -> usize {
+        let listed_paths: HashSet<Path> = listed.iter().map(|f| f.path.clone()).collect();
+        let known: HashSet<&Path> = known.iter().collect();
+        let mut st = self.inner.state.lock();
+        let present: HashSet<Path> = st.files.iter().map(|f| f.path.clone()).collect();
+        st.files
+            .retain(|f| !known.contains(&f.path) || listed_paths.contains(&f.path));
+        let mut added = 0;
+        for f in listed {
+            if !present.contains(&f.path) {
+                st.files.push(f);
+                added += 1;
+            }
+        }
+        if added > 0 {
+            st.files
+                .sort_by(|a, b| (a.min_time, &a.path).cmp(&(b.min_time, &b.path)));
+        }
+        added
+    }
+
+    /// Index of the partitioning time column.
+    pub(crate) fn time_col(&self) -> usize {
+        self.inner.time_col
+    }
+
+    /// The parsed positions of a file read before.
+    pub(crate) fn cached_positions(
+        &self,
+        path: &Path,
+    ) -> Option<Arc<BTreeMap<u32, crate::positions::Stored>>> {
+        self.inner.position_cache.lock().get(path).cloned()
+    }
+
+    /// Remembers the parsed positions of a file and returns them.
+    pub(crate) fn cache_positions(
+        &self,
+        path: Path,
+        positions: BTreeMap<u32, crate::positions::Stored>,
+    ) -> Arc<BTreeMap<u32, crate::positions::Stored>> {
+        let positions = Arc::new(positions);
+        self.inner
+            .position_cache
+            .lock()
+            .insert(path, Arc::clone(&positions));
+        positions
     }
 
     /// Parquet bytes per row over the files this process wrote; `None` before the first.
@@ -185,6 +261,11 @@ impl Table {
     /// Rows currently buffered.
     pub fn buffered_rows(&self) -> usize {
         self.inner.state.lock().buffered_rows
+    }
+
+    /// Arrow memory held by buffered batches, in bytes.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.state.lock().buffered_bytes
     }
 
     /// Files currently in the manifest.
@@ -233,6 +314,7 @@ impl Table {
                 let id = st.next_id;
                 st.next_id += 1;
                 st.buffered_rows += part.num_rows();
+                st.buffered_bytes += part.get_array_memory_size();
                 st.buffer.entry(hour).or_default().push(Chunk {
                     id,
                     batch: part,
@@ -369,7 +451,19 @@ impl Table {
     async fn write_partition(&self, hour: i64, chunks: &[Chunk]) -> Result<FileMeta> {
         let inner = Arc::clone(&self.inner);
         let batches: Vec<RecordBatch> = chunks.iter().map(|c| c.batch.clone()).collect();
-        let ack_max = chunks.iter().filter_map(|c| c.ack).max();
+        // Partitioned positions are not WAL sequence numbers: they go to `phoenix.positions`
+        // only, so a later WAL replay on the same storage is not misled by them.
+        let ack_max = match self.inner.positions.get() {
+            Some(_) => None,
+            None => chunks.iter().filter_map(|c| c.ack).max(),
+        };
+        let sources = self.inner.positions.get().map(|split| {
+            crate::positions::summarize(
+                *split,
+                chunks.iter().map(|c| (c.ack, &c.batch)),
+                self.inner.time_col,
+            )
+        });
         // Sorting and compressing are CPU-bound; keep them off the async workers.
         let (bytes, min_time, max_time, rows) = tokio::task::spawn_blocking(move || {
             let batch = concat_batches(&inner.schema, &batches)?;
@@ -379,7 +473,7 @@ impl Table {
                 .as_primitive::<TimestampNanosecondType>();
             let min = arrow::compute::min(times).unwrap_or(0);
             let max = arrow::compute::max(times).unwrap_or(0);
-            let bytes = inner.encoder.encode(&sorted, ack_max)?;
+            let bytes = inner.encoder.encode(&sorted, ack_max, sources.as_deref())?;
             Ok::<_, Error>((bytes, min, max, sorted.num_rows() as u64))
         })
         .await
@@ -407,12 +501,13 @@ impl Table {
         let (rows, size) = (meta.rows.unwrap_or(0), meta.size);
         let buffered = {
             let mut st = self.inner.state.lock();
-            let mut removed = 0;
+            let (mut removed, mut removed_bytes) = (0, 0);
             if let Some(list) = st.buffer.get_mut(&hour) {
                 list.retain(|c| {
                     let gone = flushed.contains(&c.id);
                     if gone {
                         removed += c.batch.num_rows();
+                        removed_bytes += c.batch.get_array_memory_size();
                     }
                     !gone
                 });
@@ -421,6 +516,7 @@ impl Table {
                 }
             }
             st.buffered_rows -= removed;
+            st.buffered_bytes = st.buffered_bytes.saturating_sub(removed_bytes);
             let at = st
                 .files
                 .partition_point(|f| (f.min_time, &f.path) < (meta.min_time, &meta.path));

@@ -69,6 +69,43 @@ async fn flushes_at_max_rows_and_commits() {
     sink.await.expect("join").expect("sink");
 }
 
+/// Reaching `flush_max_bytes` of buffered Arrow memory flushes even far below `flush_max_rows`,
+/// so the sink's memory is bounded by bytes, whatever the row width.
+#[tokio::test]
+async fn flushes_at_max_bytes() {
+    let one = delivery(1, T0, 10).batch.get_array_memory_size() as u64;
+    let mut c = cfg("memory://");
+    c.flush_max_rows = 1_000_000;
+    c.flush_interval_secs = 3600;
+    c.flush_max_bytes = one * 2;
+    let storage = Storage::open(&c).await.expect("open");
+    let table = storage.table("metrics").expect("metrics");
+    let (tx, edge) = test_edge(16);
+    let commits = Arc::clone(&edge.commits);
+    let shutdown = CancellationToken::new();
+    let sink = tokio::spawn(run_sink(
+        table.clone(),
+        Box::new(edge),
+        HealthRegistry::default(),
+        shutdown.clone(),
+    ));
+
+    tx.send(delivery(1, T0, 10)).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(table.file_count(), 0, "one batch is under the byte limit");
+    assert!(table.buffered_bytes() as u64 >= one);
+    tx.send(delivery(2, T0 + 10 * SEC, 10)).await.expect("send");
+    eventually("the byte limit flushes and commits token 2", || {
+        commits.lock().expect("lock").contains(&2)
+    })
+    .await;
+    assert_eq!(table.file_count(), 1);
+    assert_eq!((table.buffered_rows(), table.buffered_bytes()), (0, 0));
+
+    shutdown.cancel();
+    sink.await.expect("join").expect("sink");
+}
+
 /// When the edge closes, the sink drains it, flushes everything and commits the last token.
 #[tokio::test]
 async fn edge_close_drains_flushes_and_commits() {

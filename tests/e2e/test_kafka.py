@@ -24,9 +24,12 @@ from phoenix_e2e import (
     REPO,
     Server,
     free_ports,
+    gauge,
     make_dataset,
     now_ns,
+    number_point,
     prom_samples,
+    request,
 )
 
 BROKER_SCRIPT = REPO / "scripts" / "kafka-broker.sh"
@@ -95,8 +98,9 @@ class RoleServer(Server):
         return super().args() + ["--role", self.role]
 
 
-def kafka_config(path: Path, broker: Broker, prefix: str, **kafka: object) -> Path:
-    """A config file with the Kafka bus and an empty pipeline (raw rows into `metrics`)."""
+def kafka_config(path: Path, broker: Broker, prefix: str, pipeline: str = "", **kafka: object) -> Path:
+    """A config file with the Kafka bus and `pipeline` (YAML text; empty: raw rows into
+    `metrics`)."""
     lines = [
         "bus:",
         "  kind: kafka",
@@ -109,20 +113,20 @@ def kafka_config(path: Path, broker: Broker, prefix: str, **kafka: object) -> Pa
     lines += [f"    {k}: {v}" for k, v in kafka.items()]
     # A dead processing node's partitions move after this long without heartbeats.
     lines += ["    properties:", "      session.timeout.ms: '6000'"]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + pipeline)
     return path
 
 
 class Cluster:
     """Phoenix processes of one test sharing a storage folder and one Kafka topic prefix."""
 
-    def __init__(self, tmp: Path, broker: Broker, **kafka: object):
+    def __init__(self, tmp: Path, broker: Broker, pipeline: str = "", **kafka: object):
         self.tmp = tmp
         self.broker = broker
         self.prefix = f"e2e-{uuid.uuid4().hex[:10]}."
         tmp.mkdir(parents=True, exist_ok=True)
         self.tables = tmp / "tables"
-        self.config = kafka_config(tmp / "kafka.yaml", broker, self.prefix, **kafka)
+        self.config = kafka_config(tmp / "kafka.yaml", broker, self.prefix, pipeline, **kafka)
         self.servers: list[Server] = []
 
     def start(self, role: str, name: str) -> RoleServer:
@@ -229,8 +233,9 @@ def test_all_role_on_kafka_otlp_to_sql(cluster):
 
 
 def test_split_roles_store_exactly_once(cluster):
-    """One ingest and two processing nodes: the group splits the partitions, and a known load
-    is stored exactly once (by count and by distinct series and time)."""
+    """One ingest and two processing nodes: the group splits the partitions, a known load is
+    stored exactly once (by count and by distinct series and time), and every node's SQL
+    (the ingest node's too) sees all of it."""
     ingest = cluster.start("ingest", "ingest")
     p1 = cluster.start("process", "p1")
     p2 = cluster.start("process", "p2")
@@ -240,6 +245,9 @@ def test_split_roles_store_exactly_once(cluster):
     reqs, rows = make_dataset(now_ns(), "ksplit", metrics=4, series=30, points=6)
     export_all(ingest, reqs)
     wait_until(lambda: drained([p1, p2]), 90, "both nodes committed everything")
+    # Any node's SQL answers over everything stored: nodes re-list storage every 5 s.
+    for node in (ingest, p1, p2):
+        node.wait_count("service = 'e2e-ksplit'", len(rows), timeout=30)
     for s in (ingest, p1, p2):
         s.stop_clean()
     assert stored(cluster.reader(), "ksplit") == (len(rows), len(rows))
@@ -276,6 +284,114 @@ def test_kill_processing_node_mid_load(cluster):
     ingest.stop_clean()
     p1.stop_clean()
     assert stored(cluster.reader(), "kkill") == (len(rows), len(rows))
+
+
+WINDOW_NS = 2_000_000_000
+ROLLUP_PIPELINE = """pipeline:
+  processors:
+    rollup:
+      type: aggregate
+      inputs: [otlp]
+      window: 2s
+      allowed_lateness: 1s
+      functions: [count, sum]
+  sinks:
+    metrics: { inputs: [otlp] }
+    metrics_1m: { inputs: [rollup] }
+"""
+
+
+def windowed_load(t0: int, ticks: int, series: int):
+    """Gauge `e2e.kwin.g` of `series` series, one request per tick of 0.5 s event time, and the
+    expected rollup: {(series, window start): (count, sum)}."""
+    reqs, want = [], {}
+    for k in range(ticks):
+        pts = []
+        for s in range(series):
+            t = t0 + k * 500_000_000 + s * 1_000
+            v = s * 1000 + k + 0.25
+            pts.append(number_point(t, v, {"series": s}))
+            w = t - t % WINDOW_NS
+            c, total = want.get((s, w), (0, 0.0))
+            want[(s, w)] = (c + 1, total + v)
+        reqs.append(request([gauge("e2e.kwin.g", pts)], "e2e-kwin", {"host.name": "h"}))
+    return reqs, want
+
+
+def sql_int(server: Server, query: str) -> int:
+    return int(server.sql_scalar(query) or 0)
+
+
+def test_kill_processing_nodes_windowed_exactly_once(cluster):
+    """Two SIGKILLs of processing nodes (one right after taking over partitions and storing
+    files past the commit that open windows hold back) under a windowed pipeline: every raw
+    datapoint is stored once, and every (series, window) rollup row exactly once with exact
+    values; the survivor skipped rows already stored."""
+    cluster.config = kafka_config(cluster.tmp / "kafka.yaml", cluster.broker, cluster.prefix,
+                                  ROLLUP_PIPELINE)
+    ingest = cluster.start("ingest", "ingest")
+    p1 = cluster.start("process", "p1")
+    p2 = cluster.start("process", "p2")
+    wait_until(lambda: owned(p1) and owned(p2), 60, "both nodes own partitions")
+    series, ticks = 24, 40
+    t0 = now_ns() - 60_000_000_000
+    t0 -= t0 % WINDOW_NS
+    reqs, want = windowed_load(t0, ticks, series)
+    errors: list[BaseException] = []
+
+    def load():
+        try:
+            for req in reqs:
+                ingest.export_http(req)
+                time.sleep(0.25)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    sender = threading.Thread(target=load)
+    sender.start()
+    time.sleep(3)
+    assert p2.proc is not None
+    p2.proc.kill()
+    p2.proc.wait(timeout=10)
+    p3 = cluster.start("process", "p3")
+    wait_until(lambda: owned(p3), 60, "the new node owns partitions")
+    sender.join(timeout=60)
+    assert not errors, errors
+    # Open windows hold commits back while `metrics` files (1 s flushes) go past them: the
+    # successor of p3 must skip those rows.
+    time.sleep(3)
+    p3.proc.kill()
+    p3.proc.wait(timeout=10)
+    # Far-later points on many series push every partition's watermark past the load.
+    closer = [number_point(t0 + (ticks + 20) * 500_000_000, 1.0, {"closer": i}) for i in range(64)]
+    ingest.export_http(request([gauge("e2e.kwin.closer", closer)], "e2e-kwin", {"host.name": "h"}))
+    wait_until(lambda: owned(p1) == set(range(PARTITIONS)), 60, "survivor owns every partition")
+    windows = len(want)
+    wait_until(
+        lambda: sql_int(p1, "SELECT count(*) FROM metrics_1m WHERE metric = 'e2e.kwin.g.count'")
+        >= windows, 90, "every window stored",
+    )
+    wait_until(lambda: p1.count("metric = 'e2e.kwin.g'") >= series * ticks, 60, "every point stored")
+    skipped = sum(v for _, v in prom_samples(p1.prometheus(), "phoenix_storage_rows_skipped_total"))
+    ingest.stop_clean()
+    p1.stop_clean()
+    reader = cluster.reader()
+    row = reader.sql_dicts(
+        "SELECT count(*) AS n, count(DISTINCT (series_id, time)) AS d "
+        "FROM metrics WHERE metric = 'e2e.kwin.g'"
+    )[0]
+    assert (int(row["n"]), int(row["d"])) == (series * ticks, series * ticks)
+    got: dict = {}
+    for r in reader.sql_dicts(
+        "SELECT metric, attributes['series'] AS s, CAST(time AS BIGINT) AS w, value "
+        "FROM metrics_1m WHERE metric IN ('e2e.kwin.g.count', 'e2e.kwin.g.sum')"
+    ):
+        key = (int(r["s"]), int(r["w"]))
+        got.setdefault(key, {}).setdefault(r["metric"], []).append(float(r["value"]))
+    assert set(got) == set(want)
+    for key, (count, total) in want.items():
+        assert got[key] == {"e2e.kwin.g.count": [float(count)], "e2e.kwin.g.sum": [total]}, key
+    assert skipped > 0, "the kills did not make any node read stored rows again"
 
 
 def test_poison_message_goes_to_dead_letters(cluster, broker):

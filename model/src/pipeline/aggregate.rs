@@ -51,6 +51,10 @@ pub struct AggregateConfig {
     /// A series without points for this long (event time) is forgotten.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Interval,
+    /// Once no newer point has arrived for this long (wall clock), event time is taken to
+    /// advance with the wall clock, so the windows of a quiet input close.
+    #[serde(default = "super::sample::default_idle_grace")]
+    pub idle_grace: Interval,
 }
 
 /// What happens to a point whose window has already closed.
@@ -156,12 +160,17 @@ impl AggregateConfig {
                 format!("{} is outside (0s, 1d]", self.window),
             );
         }
-        if self.allowed_lateness.0 > MAX_SPAN {
-            push(
-                issues,
-                format!("{key}.allowed_lateness"),
-                format!("{} is more than a day", self.allowed_lateness),
-            );
+        for (name, v) in [
+            ("allowed_lateness", self.allowed_lateness),
+            ("idle_grace", self.idle_grace),
+        ] {
+            if v.0 > MAX_SPAN {
+                push(
+                    issues,
+                    format!("{key}.{name}"),
+                    format!("{v} is more than a day"),
+                );
+            }
         }
         if self.idle_timeout.0 < self.window.0 {
             push(
@@ -378,6 +387,7 @@ mod tests {
         assert_eq!(a.initial_value, InitialValueMode::Auto);
         assert_eq!(a.max_series, 100_000);
         assert_eq!(a.idle_timeout.0, Duration::from_secs(600));
+        assert_eq!(a.idle_grace.0, Duration::from_secs(5));
         let c = parse(
             "window: 5m, allowed_lateness: 30s, late_policy: pass_through, group_by: [http.route], \
              group_by_resource: [], functions: [mean, max], quantiles: [0.5, 0.99], \
@@ -407,6 +417,10 @@ mod tests {
             (
                 "window: 1m, allowed_lateness: 3d",
                 "pipeline.processors.a.allowed_lateness",
+            ),
+            (
+                "window: 1m, idle_grace: 2d",
+                "pipeline.processors.a.idle_grace",
             ),
             (
                 "window: 1m, idle_timeout: 30s",

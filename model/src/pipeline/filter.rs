@@ -84,7 +84,7 @@ impl FilterConfig {
 }
 
 impl MatchConfig {
-    fn validate(&self, key: &str, issues: &mut Vec<ConfigIssue>) {
+    pub(super) fn validate(&self, key: &str, issues: &mut Vec<ConfigIssue>) {
         if self.metric.is_empty()
             && self.kind.is_empty()
             && self.attributes.is_empty()

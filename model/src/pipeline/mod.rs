@@ -16,6 +16,7 @@
 //! with the graph itself (unknown inputs, cycles, duplicate ids, orphans).
 
 mod aggregate;
+mod anomaly;
 mod attributes;
 mod cardinality_limit;
 mod filter;
@@ -30,11 +31,12 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use aggregate::{AggregateConfig, GaugeFunction, Interval, LatePolicy, OutputTemporality};
+pub use anomaly::AnomalyConfig;
 pub use attributes::{AttributeAction, AttributesConfig, Rename};
 pub use cardinality_limit::CardinalityLimitConfig;
 pub use filter::{FilterConfig, MatchConfig, MetricKind};
 pub use graph_check::valid_table_name;
-pub use sample::SampleConfig;
+pub use sample::{DownsampleConfig, DownsampleFunction, SampleConfig};
 pub use temporality::{InitialValueMode, TargetTemporality, TemporalityConfig};
 pub use usage::UsageConfig;
 
@@ -92,6 +94,8 @@ pub enum ProcessorParams {
     CardinalityLimit(CardinalityLimitConfig),
     /// `type: aggregate`.
     Aggregate(AggregateConfig),
+    /// `type: anomaly`.
+    Anomaly(AnomalyConfig),
     /// Parameters that did not parse; [`PipelineConfig::validate`] reports them.
     #[serde(skip_serializing)]
     Invalid(InvalidParams),
@@ -130,6 +134,9 @@ const TYPES: &[(&str, ParseFn)] = &[
     (AggregateConfig::TYPE, |v| {
         parse_as::<AggregateConfig>(v).map(ProcessorParams::Aggregate)
     }),
+    (AnomalyConfig::TYPE, |v| {
+        parse_as::<AnomalyConfig>(v).map(ProcessorParams::Anomaly)
+    }),
 ];
 
 /// Names of every processor type, for messages.
@@ -154,6 +161,7 @@ impl ProcessorParams {
             ProcessorParams::Temporality(_) => TemporalityConfig::TYPE,
             ProcessorParams::CardinalityLimit(_) => CardinalityLimitConfig::TYPE,
             ProcessorParams::Aggregate(_) => AggregateConfig::TYPE,
+            ProcessorParams::Anomaly(_) => AnomalyConfig::TYPE,
             ProcessorParams::Invalid(i) => &i.type_name,
         }
     }
@@ -166,6 +174,7 @@ impl ProcessorParams {
             ProcessorParams::Temporality(c) => c.validate(key, issues),
             ProcessorParams::CardinalityLimit(c) => c.validate(key, issues),
             ProcessorParams::Aggregate(c) => c.validate(key, issues),
+            ProcessorParams::Anomaly(c) => c.validate(key, issues),
             ProcessorParams::Invalid(i) => {
                 let key = if i.key.is_empty() || i.key == "." {
                     key.to_string()

@@ -50,7 +50,7 @@ fn example_parses_typed() {
         other => panic!("expected attributes, got {other:?}"),
     }
     match &p.processors["sampled"].params {
-        ProcessorParams::Sample(s) => assert_eq!(s.ratio, 0.1),
+        ProcessorParams::Sample(s) => assert_eq!(s.ratio, Some(0.1)),
         other => panic!("expected sample, got {other:?}"),
     }
     assert_eq!(p.processors["drop_debug"].params.type_name(), "filter");

@@ -1,9 +1,12 @@
 //! The aggregator's parameters (defined and validated in `phoenix-model`) and its builder.
 
 pub use phoenix_model::pipeline::AggregateConfig;
-use phoenix_model::pipeline::{GaugeFunction, InitialValueMode, LatePolicy, OutputTemporality};
+use phoenix_model::pipeline::{
+    DownsampleConfig, GaugeFunction, InitialValueMode, LatePolicy, OutputTemporality,
+};
 use sketches_ddsketch::Config as SketchConfig;
 
+use super::downsample::Mode;
 use super::group::Grouping;
 use super::metrics::AggregateMetrics;
 use super::runtime::Aggregate;
@@ -46,6 +49,10 @@ pub(super) struct Settings {
     pub sketch: Option<SketchConfig>,
     /// Most output series.
     pub max_series: usize,
+    /// Rollup or downsampling.
+    pub mode: Mode,
+    /// Wall-clock idleness after which event time follows the wall clock (ns).
+    pub idle_grace_ns: i64,
 }
 
 /// Suffix of a quantile's output name: `p50`, `p99`, `p99.9`.
@@ -108,6 +115,8 @@ pub fn build(id: &str, config: &AggregateConfig) -> Result<Aggregate> {
             )
         }),
         max_series: config.max_series,
+        mode: Mode::Rollup,
+        idle_grace_ns: config.idle_grace.as_nanos_i64(),
     };
     let initial = match config.initial_value {
         InitialValueMode::Auto => InitialValue::Auto,
@@ -119,6 +128,42 @@ pub fn build(id: &str, config: &AggregateConfig) -> Result<Aggregate> {
         grouping,
         suffixes,
         initial,
+        AggregateMetrics::new(id),
+    ))
+}
+
+/// Builds the downsampler of the `sample` processor `id`: the aggregator in downsampling mode,
+/// per input series, keeping names and ids.
+///
+/// # Errors
+/// [`Error::Build`] for parameters validation rejects (it reports them first).
+pub fn downsampler(id: &str, config: &DownsampleConfig) -> Result<Aggregate> {
+    let window_ns = config.interval.as_nanos_i64();
+    if window_ns <= 0 || config.max_series == 0 {
+        return Err(Error::Build {
+            id: id.to_string(),
+            type_name: phoenix_model::pipeline::SampleConfig::TYPE.to_string(),
+            reason: "downsample.interval must be positive and max_series at least 1".into(),
+        });
+    }
+    let settings = Settings {
+        window_ns,
+        lateness_ns: config.allowed_lateness.as_nanos_i64(),
+        idle_ns: config.idle_timeout.as_nanos_i64().max(window_ns),
+        late_policy: config.late_policy,
+        temporality: OutputTemporality::Delta,
+        functions: Vec::new(),
+        quantiles: Vec::new(),
+        sketch: None,
+        max_series: config.max_series,
+        mode: Mode::Downsample(config.function),
+        idle_grace_ns: config.idle_grace.as_nanos_i64(),
+    };
+    Ok(Aggregate::new(
+        settings,
+        Grouping::Temporal,
+        Vec::new(),
+        InitialValue::Keep,
         AggregateMetrics::new(id),
     ))
 }

@@ -115,7 +115,7 @@ impl Emitter {
     }
 
     /// Appends one row of series `s` under its output name `name` (an index into its names),
-    /// stamped `time` with start `start`.
+    /// stamped `time` with start `start` (null when `None`).
     ///
     /// # Errors
     /// [`crate::Error::Arrow`] when a map entry cannot be appended (a bug).
@@ -124,14 +124,14 @@ impl Emitter {
         s: &OutSeries,
         name: usize,
         time: i64,
-        start: i64,
+        start: Option<i64>,
         fields: Fields<'_>,
     ) -> Result<()> {
         let (Some(metric), Some(&id)) = (s.names.get(name), s.ids.get(name)) else {
             return Ok(());
         };
         self.time.append_value(time);
-        self.start.append_value(start);
+        self.start.append_option(start);
         self.metric.append_value(metric);
         self.unit.append_value(&s.unit);
         self.service.append_value(&s.service);

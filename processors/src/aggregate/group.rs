@@ -296,7 +296,8 @@ impl Groups {
                 )
             }
         };
-        let (names, ids) = if key.shape == Shape::Gauge {
+        // No suffixes (downsampling): gauges keep their name and id.
+        let (names, ids) = if key.shape == Shape::Gauge && !self.suffixes.is_empty() {
             let r = entries_sum(&resource, RESOURCE_SEED);
             let a = entries_sum(&attributes, ATTRIBUTE_SEED);
             self.suffixes

@@ -44,6 +44,10 @@ pub(super) enum Shape {
     Sum = 1,
     /// An explicit-bucket histogram.
     Histogram = 2,
+    /// A cumulative sum kept as it is (downsampling only).
+    CumulativeSum = 3,
+    /// A cumulative histogram kept as it is (downsampling only).
+    CumulativeHistogram = 4,
 }
 
 impl Class {
@@ -54,6 +58,16 @@ impl Class {
             Class::DeltaSum | Class::CumulativeSum { .. } => Some(Shape::Sum),
             Class::DeltaHistogram | Class::CumulativeHistogram => Some(Shape::Histogram),
             Class::Other => None,
+        }
+    }
+
+    /// The output shape when downsampling: cumulative series are kept apart from delta ones
+    /// of the same id, since they are picked, not summed.
+    pub(super) fn downsample_shape(self) -> Option<Shape> {
+        match self {
+            Class::CumulativeSum { .. } => Some(Shape::CumulativeSum),
+            Class::CumulativeHistogram => Some(Shape::CumulativeHistogram),
+            other => other.shape(),
         }
     }
 }
@@ -156,10 +170,10 @@ impl<'a> Input<'a> {
             return false;
         }
         match class.shape() {
-            Some(Shape::Gauge | Shape::Sum) => {
+            Some(Shape::Gauge | Shape::Sum | Shape::CumulativeSum) => {
                 self.value.is_valid(row) && self.value.value(row).is_finite()
             }
-            Some(Shape::Histogram) => self.count.is_valid(row),
+            Some(Shape::Histogram | Shape::CumulativeHistogram) => self.count.is_valid(row),
             None => false,
         }
     }

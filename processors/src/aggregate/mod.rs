@@ -10,10 +10,16 @@
 //! - `input` reads a batch's columns and classifies rows;
 //! - `group` finds a row's output series (and holds their metadata and running totals);
 //! - `window` accumulates a window; `buckets` merges histograms;
+//! - `downsample` holds the per-series accumulators of downsampling (the `sample`
+//!   processor's `downsample:` runs this engine with [`downsampler`]);
 //! - `emit` builds output batches; `runtime` ties them together.
+//!
+//! [`crate::processor::Processor::tick`] closes the windows of an idle input on the wall
+//! clock (see `README.md`, "Idle input").
 
 mod buckets;
 mod config;
+mod downsample;
 mod emit;
 mod group;
 mod input;
@@ -25,7 +31,9 @@ mod window;
 
 use phoenix_model::pipeline::ProcessorParams;
 
-pub use config::{build, sketch_bins, AggregateConfig, SKETCH_DYNAMIC_RANGE, SKETCH_MIN_VALUE};
+pub use config::{
+    build, downsampler, sketch_bins, AggregateConfig, SKETCH_DYNAMIC_RANGE, SKETCH_MIN_VALUE,
+};
 pub use runtime::{Aggregate, MAX_FUTURE_NS};
 
 use crate::processor::{Processor, Registration};

@@ -2,6 +2,7 @@
 //! emits their rows.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use arrow::array::{BooleanArray, BooleanBufferBuilder};
 use arrow::compute::{concat_batches, filter_record_batch};
@@ -11,7 +12,9 @@ use phoenix_model::pipeline::{GaugeFunction, LatePolicy, OutputTemporality};
 use phoenix_model::schema::temporality::{CUMULATIVE, DELTA};
 
 use super::buckets::HistAcc;
+use super::buckets::HistPoint;
 use super::config::Settings;
+use super::downsample::{Cand, Down, Mode};
 use super::emit::{Emitter, Fields};
 use super::group::{Grouping, Groups, NameCache, OutSeries, Running};
 use super::input::{Class, Input};
@@ -35,6 +38,12 @@ pub struct Aggregate {
     cumulative: CumulativeState,
     /// Newest event time accepted.
     max_time: i64,
+    /// Watermark reached by [`Processor::tick`] on an idle input (the event-time watermark
+    /// never goes below it).
+    floor: i64,
+    /// `(max_time, wall ns)` at the first tick that saw `max_time`: the input has been idle
+    /// since then.
+    idle_mark: Option<(i64, i64)>,
     /// Position assumed by [`Processor::process`].
     next_position: u64,
     /// Rows the last call dropped on purpose.
@@ -90,6 +99,8 @@ impl Aggregate {
             windows: BTreeMap::new(),
             cumulative,
             max_time: i64::MIN,
+            floor: i64::MIN,
+            idle_mark: None,
             next_position: 0,
             dropped: None,
             scratch: Vec::new(),
@@ -100,7 +111,31 @@ impl Aggregate {
 
     /// Event time up to which windows are complete.
     fn watermark(&self) -> i64 {
-        self.max_time.saturating_sub(self.settings.lateness_ns)
+        self.max_time
+            .saturating_sub(self.settings.lateness_ns)
+            .max(self.floor)
+    }
+
+    /// The watermark an idle input has reached at wall time `now` (ns): once event time has
+    /// not advanced for `idle_grace`, it is taken to advance with the wall clock from the
+    /// newest event time. `None` while not idle that long.
+    fn idle_watermark(&mut self, now: i64) -> Option<i64> {
+        match self.idle_mark {
+            Some((seen, since)) if seen == self.max_time => {
+                let beyond = now
+                    .saturating_sub(since)
+                    .saturating_sub(self.settings.idle_grace_ns);
+                (beyond > 0).then(|| {
+                    self.max_time
+                        .saturating_add(beyond)
+                        .saturating_sub(self.settings.lateness_ns)
+                })
+            }
+            _ => {
+                self.idle_mark = Some((self.max_time, now));
+                None
+            }
+        }
     }
 
     /// Routes every row of `batch` into its window (or the pass / drop masks).
@@ -118,7 +153,11 @@ impl Aggregate {
         let mut names = NameCache::default();
         for row in 0..batch.num_rows() {
             let class = input.class(row);
-            let Some(shape) = class.shape() else {
+            let shape = match self.settings.mode {
+                Mode::Rollup => class.shape(),
+                Mode::Downsample(_) => class.downsample_shape(),
+            };
+            let Some(shape) = shape else {
                 pass.set_bit(row, true);
                 continue;
             };
@@ -134,7 +173,7 @@ impl Aggregate {
                 continue;
             }
             let start = t.saturating_sub(t.rem_euclid(w));
-            if start.saturating_add(w) <= self.max_time.saturating_sub(self.settings.lateness_ns) {
+            if start.saturating_add(w) <= self.watermark() {
                 tally.late += 1;
                 match self.settings.late_policy {
                     LatePolicy::Drop => {
@@ -164,6 +203,46 @@ impl Aggregate {
                 .entry(start)
                 .or_insert_with(|| Window::new(position));
             let id = input.series_id[row];
+            if let Mode::Downsample(f) = self.settings.mode {
+                let slot = win.downs.entry(out).or_default();
+                let start_time = input.start(row);
+                match class {
+                    Class::Gauge | Class::DeltaSum | Class::CumulativeSum { .. } => {
+                        if class != Class::Gauge {
+                            series.monotonic &= input.monotonic(row);
+                        }
+                        let v = input.value(row);
+                        let cand = Cand {
+                            time: t,
+                            start: start_time,
+                            value: v,
+                            tie: v.to_bits(),
+                        };
+                        Down::value(slot, shape, f, cand, v);
+                    }
+                    Class::DeltaHistogram | Class::CumulativeHistogram => {
+                        let bounds = series.layout(input.bounds(row));
+                        let count = input.count(row);
+                        let cand = Cand {
+                            time: t,
+                            start: start_time,
+                            value: count as f64,
+                            tie: count,
+                        };
+                        let h = HistPoint {
+                            bounds: &bounds,
+                            counts: input.buckets(row),
+                            count,
+                            sum: input.sum(row),
+                            min: input.min(row),
+                            max: input.max(row),
+                        };
+                        Down::histogram(slot, shape, f, cand, h);
+                    }
+                    Class::Other => {}
+                }
+                continue;
+            }
             match class {
                 Class::Gauge => win.gauge(out, self.settings.sketch, t, id, input.value(row)),
                 Class::DeltaSum => {
@@ -222,7 +301,8 @@ impl Aggregate {
                 Acc::Gauge(_) => per_gauge,
                 _ => 1,
             })
-            .sum();
+            .sum::<usize>()
+            + closing.iter().map(|(_, w)| w.downs.len()).sum::<usize>();
         let mut out = Emitter::with_capacity(rows);
         for (start, win) in closing {
             self.finish_window(start, win, &mut out)?;
@@ -242,8 +322,15 @@ impl Aggregate {
 
     /// Emits the rows of the window starting at `start` (its cumulative points converted).
     fn finish_window(&mut self, start: i64, win: Window, out: &mut Emitter) -> Result<()> {
-        let mut accs: Vec<(u32, Acc)> = win.accs.into_iter().collect();
+        let mut downs: Vec<(u32, Option<Down>)> = win.downs.into_iter().collect();
         // Output order by series key, not hash order, so runs are reproducible.
+        downs.sort_unstable_by_key(|(idx, _)| self.groups.get(*idx).map(|s| s.key));
+        for (idx, down) in downs {
+            if let (Some(series), Some(down)) = (self.groups.get(idx), down) {
+                down.emit(series, out)?;
+            }
+        }
+        let mut accs: Vec<(u32, Acc)> = win.accs.into_iter().collect();
         accs.sort_unstable_by_key(|(idx, _)| self.groups.get(*idx).map(|s| s.key));
         let s = &self.settings;
         for (idx, acc) in accs {
@@ -253,14 +340,14 @@ impl Aggregate {
             match acc {
                 Acc::Gauge(g) => {
                     for (i, &f) in s.functions.iter().enumerate() {
-                        out.row(series, i, start, start, Fields::Gauge(apply(f, &g)))?;
+                        out.row(series, i, start, Some(start), Fields::Gauge(apply(f, &g)))?;
                     }
                     let sketch = g.sketch.as_deref();
                     for (j, &q) in s.quantiles.iter().enumerate() {
                         // In range (validated) and non-empty, so always a value.
                         if let Some(v) = sketch.and_then(|sk| sk.quantile(q).ok().flatten()) {
                             let i = s.functions.len() + j;
-                            out.row(series, i, start, start, Fields::Gauge(v))?;
+                            out.row(series, i, start, Some(start), Fields::Gauge(v))?;
                         }
                     }
                 }
@@ -304,7 +391,7 @@ fn emit_sum(
             }
         },
     };
-    out.row(s, 0, start, since, Fields::Sum { temporality, value })
+    out.row(s, 0, start, Some(since), Fields::Sum { temporality, value })
 }
 
 /// Emits a window's histogram of series `s` in the output temporality.
@@ -320,7 +407,7 @@ fn emit_histogram(
             s,
             0,
             start,
-            start,
+            Some(start),
             Fields::Histogram {
                 temporality: DELTA,
                 hist: &h,
@@ -336,7 +423,7 @@ fn emit_histogram(
             s,
             0,
             start,
-            *since,
+            Some(*since),
             Fields::Histogram {
                 temporality: CUMULATIVE,
                 hist,
@@ -397,6 +484,33 @@ impl Processor for Aggregate {
     fn flush(&mut self) -> Result<Option<RecordBatch>> {
         self.dropped = None;
         let out = self.close(None)?;
+        self.report_state();
+        Ok(out)
+    }
+
+    fn tick(&mut self, now: SystemTime) -> Result<Option<RecordBatch>> {
+        self.dropped = None;
+        if self.windows.is_empty() {
+            return Ok(None);
+        }
+        let now = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let Some(wm) = self.idle_watermark(now) else {
+            return Ok(None);
+        };
+        if wm <= self.watermark() {
+            return Ok(None);
+        }
+        self.floor = wm;
+        let out = self.close(Some(wm))?;
+        if out.is_some() {
+            tracing::debug!(
+                watermark = wm,
+                "Input idle; windows closed on the wall clock."
+            );
+        }
         self.report_state();
         Ok(out)
     }

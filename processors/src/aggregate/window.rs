@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
 use super::buckets::{HistAcc, HistPoint};
+use super::downsample::Down;
 use super::group::FastMap;
 use crate::delta::{bounds_layout, CumulativeState};
 
@@ -117,6 +118,8 @@ pub(super) struct Window {
     pub first_position: u64,
     /// Accumulators by output series slot.
     pub accs: FastMap<u32, Acc>,
+    /// Downsampling accumulators by output series slot.
+    pub downs: FastMap<u32, Option<Down>>,
     cum_sums: Vec<CumSum>,
     cum_hists: Vec<CumHist>,
     /// Bucket counts of `cum_hists`, back to back.
@@ -129,6 +132,7 @@ impl Window {
         Window {
             first_position: position,
             accs: FastMap::default(),
+            downs: FastMap::default(),
             cum_sums: Vec::new(),
             cum_hists: Vec::new(),
             arena: Vec::new(),

@@ -22,7 +22,8 @@ pub fn build(id: &str, config: &FilterConfig) -> Result<Filter> {
     Ok(Filter::new(keep, drop, FilterMetrics::new(id)))
 }
 
-fn compile(m: &MatchConfig) -> Result<Condition, String> {
+/// Compiles one condition (also used by the `anomaly` processor's selector).
+pub(crate) fn compile(m: &MatchConfig) -> Result<Condition, String> {
     let metric = AnyOf::parse(&m.metric).map_err(|(_, e)| e)?;
     let pairs = |map: &std::collections::BTreeMap<String, Option<String>>| {
         map.iter()

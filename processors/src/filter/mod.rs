@@ -11,8 +11,10 @@ mod tests;
 
 use phoenix_model::pipeline::ProcessorParams;
 
+pub(crate) use config::compile;
 pub use config::{build, FilterConfig, MatchConfig};
 pub use runtime::Filter;
+pub(crate) use runtime::{condition_mask, Condition};
 
 use crate::processor::{Processor, Registration};
 

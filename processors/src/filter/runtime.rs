@@ -88,6 +88,23 @@ impl Condition {
     }
 }
 
+/// Which rows of `batch` match `cond` (the `anomaly` processor's selector).
+///
+/// # Errors
+/// [`crate::Error::Column`] when a column the condition reads is missing.
+pub(crate) fn condition_mask(cond: &Condition, batch: &RecordBatch) -> Result<BooleanBuffer> {
+    let cols = Cols {
+        metric: strings(batch, col::METRIC)?,
+        kind: strings(batch, col::KIND)?,
+        attributes: string_map(batch, col::ATTRIBUTES)?,
+        resource: string_map(batch, col::RESOURCE)?,
+    };
+    let mut cache = RunCache::default();
+    Ok(BooleanBuffer::collect_bool(batch.num_rows(), |row| {
+        cond.matches(&cols, row, &mut cache)
+    }))
+}
+
 /// Keeps datapoints matching `keep` (when set) and not matching `drop` (when set).
 pub struct Filter {
     keep: Option<Condition>,

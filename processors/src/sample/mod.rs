@@ -1,9 +1,13 @@
-//! `type: sample`: consistent series sampling with `sample_rate` recorded for re-weighting.
+//! `type: sample`: consistent series sampling with `sample_rate` recorded for re-weighting,
+//! and time downsampling (one point per series per interval, on the aggregator's windows).
 //!
-//! See `README.md` for the keys. Time downsampling (one point per series per interval) is not
-//! built yet.
+//! See `README.md` for the keys, the downsampling semantics per metric type, and the accuracy
+//! of re-weighted sums ([`estimate`]).
 
 mod config;
+#[cfg(test)]
+mod coverage_tests;
+pub mod estimate;
 mod metrics;
 mod runtime;
 #[cfg(test)]
@@ -11,7 +15,8 @@ mod tests;
 
 use phoenix_model::pipeline::ProcessorParams;
 
-pub use config::{build, SampleConfig};
+pub use config::{build, DownsampleConfig, DownsampleFunction, SampleConfig};
+pub use estimate::{reweighted_sum, reweighted_sum_rates, Estimate};
 pub use runtime::{keeps, threshold, Sample};
 
 use crate::processor::{Processor, Registration};

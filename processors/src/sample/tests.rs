@@ -1,4 +1,6 @@
 //! Sampler tests: decisions against the documented hash rule, stability, and ratio accuracy.
+//! Downsampling tests are in `aggregate/tests/downsample.rs` (they share its fixture), the
+//! estimator's coverage in `coverage_tests.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,9 +13,10 @@ use crate::testing::{batch, rows, Row};
 
 fn config(ratio: f64, seed: u64, metric: &[&str]) -> SampleConfig {
     SampleConfig {
-        ratio,
+        ratio: Some(ratio),
         seed,
         metric: metric.iter().map(|s| s.to_string()).collect(),
+        downsample: None,
     }
 }
 

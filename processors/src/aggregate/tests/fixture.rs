@@ -354,6 +354,7 @@ pub fn config() -> AggregateConfig {
         initial_value: InitialValueMode::Keep,
         max_series: 100_000,
         idle_timeout: Interval(Duration::from_secs(600)),
+        idle_grace: Interval(Duration::from_secs(5)),
     }
 }
 

@@ -2,8 +2,10 @@
 //! raw points.
 
 mod counters;
+mod downsample;
 mod fixture;
 mod gauges;
 mod histograms;
+mod idle;
 mod late;
 mod props;
