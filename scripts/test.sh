@@ -123,13 +123,14 @@ if ((run_e2e)); then
         # Bounded as a whole too; each test also has its own timeout (tests/e2e/pytest.ini).
         stage "pytest tests/e2e" timeout --signal=TERM --kill-after=30 1500 \
             "$VENV/bin/python" -m pytest tests/e2e -q -p no:cacheprovider "${pytest_args[@]}"
-        # The spine's OTLP-to-SQL tests again, unchanged, on the Kafka bus (`--role all`).
+        # The spine's OTLP-to-SQL tests and the anomaly tests again, unchanged, on the Kafka bus
+        # (`--role all`).
         if [[ -n "${PHOENIX_KAFKA_BROKERS:-}" ]]; then
             stage "pytest OTLP-to-SQL tests on the Kafka bus" env PHOENIX_E2E_BUS=kafka \
                 timeout --signal=TERM --kill-after=30 300 \
                 "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
                 tests/e2e/test_sdk_roundtrip.py tests/e2e/test_otlp_http_formats.py \
-                tests/e2e/test_sql_api.py "${pytest_args[@]}"
+                tests/e2e/test_sql_api.py tests/e2e/test_anomaly_stream.py "${pytest_args[@]}"
         fi
     else
         echo "    skipped: the phoenix binary did not build"

@@ -18,7 +18,7 @@ use std::time::Duration;
 use phoenix_bus::{KafkaReceiver, PartitionCommitter, PartitionEdge, RevokeHook, Routed};
 use phoenix_model::pipeline::{PipelineConfig, RECEIVER_INPUT};
 use phoenix_model::{Config, Delivery, HealthRegistry};
-use phoenix_processors::{Graph, UsageRecorder};
+use phoenix_processors::{AnomalyRecorder, Graph, UsageRecorder};
 use phoenix_storage::{position_dedup, Storage};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -51,6 +51,8 @@ pub(crate) struct Router {
     storage: Storage,
     health: HealthRegistry,
     usage: Option<UsageRecorder>,
+    /// Shared by every partition graph's `anomaly` processors.
+    anomalies: Option<AnomalyRecorder>,
     windowed: BTreeSet<String>,
     graphs: BTreeMap<i32, PartitionGraph>,
     /// Partitions whose graph could not be built, by epoch: their messages are left
@@ -69,6 +71,7 @@ impl Router {
         storage: Storage,
         health: HealthRegistry,
         usage: Option<UsageRecorder>,
+        anomalies: Option<AnomalyRecorder>,
     ) -> Router {
         let (tx, revoked) = mpsc::unbounded_channel::<Revocation>();
         receiver.set_revoke_hook(RevokeHook(Box::new(move |parts: &[i32]| {
@@ -88,6 +91,7 @@ impl Router {
             storage,
             health,
             usage,
+            anomalies,
             graphs: BTreeMap::new(),
             broken: BTreeMap::new(),
             revoked,
@@ -177,7 +181,12 @@ impl Router {
     fn build_graph(&self, partition: i32, epoch: u64) -> anyhow::Result<PartitionGraph> {
         let (tx, rx) = mpsc::channel(PARTITION_QUEUE);
         let entry = PartitionEdge::new(rx, self.committer.clone(), epoch);
-        let mut graph = Graph::build_with_entry(&self.config, Box::new(entry), self.usage.clone())?;
+        let mut graph = Graph::build_with_entry_recording(
+            &self.config,
+            Box::new(entry),
+            self.usage.clone(),
+            self.anomalies.clone(),
+        )?;
         let stages = std::mem::take(&mut graph.stages);
         let mut sinks = Vec::new();
         for sink in std::mem::take(&mut graph.sinks) {

@@ -133,7 +133,7 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
     let usage_cancel = CancellationToken::new();
     let usage_task = usage.map(|u| {
         let grace = Duration::from_secs(config.pipeline.usage.grace_secs);
-        tokio::spawn(usage_task::run_with_cost(
+        tokio::spawn(usage_task::run(
             u,
             storage.clone(),
             grace,

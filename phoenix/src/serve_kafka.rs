@@ -32,7 +32,7 @@ use tracing::{error, info, warn};
 use crate::cli::Role;
 use crate::kafka_router::Router;
 use crate::serve::{bind, wait_for_stop, RECEIVER_DRAIN, SINK_FLUSH};
-use crate::{usage_task, Failure};
+use crate::{anomaly_task, usage_task, Failure};
 
 /// How long startup keeps trying to reach the brokers before giving up.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
@@ -58,6 +58,9 @@ struct ProcessPart {
     graphs: Arc<std::sync::atomic::AtomicUsize>,
     usage_task: Option<JoinHandle<()>>,
     usage_cancel: CancellationToken,
+    /// Writes this node's anomalies (its partitions' `anomaly` processors, cost anomalies of
+    /// its usage rows) and runs the webhook.
+    anomalies: anomaly_task::Anomalies,
 }
 
 /// Runs `role` until SIGTERM or Ctrl-C, then stops ingest first, then drains processing.
@@ -72,16 +75,18 @@ pub(crate) async fn serve(
         .await
         .with_context(|| format!("opening storage at {}", config.storage.url))?;
 
+    let engine = Arc::new(QueryEngine::new(storage.clone(), &config.api).context("starting SQL")?);
     let process = match role {
         Role::Ingest => None,
-        Role::All | Role::Process => Some(start_process(&config, &storage, &health).await?),
+        Role::All | Role::Process => {
+            Some(start_process(&config, &storage, &health, &engine).await?)
+        }
     };
     let ingest = match role {
         Role::Process => None,
         Role::All | Role::Ingest => Some(start_ingest(&config).await?),
     };
 
-    let engine = Arc::new(QueryEngine::new(storage.clone(), &config.api).context("starting SQL")?);
     let api = bind(&config.api.listen, "the HTTP API").await?;
     let api_cancel = CancellationToken::new();
     let state = ApiState {
@@ -220,6 +225,7 @@ async fn start_process(
     config: &Config,
     storage: &Storage,
     health: &HealthRegistry,
+    engine: &Arc<QueryEngine>,
 ) -> Result<ProcessPart, Failure> {
     // Revocations stop the partition's graph instead of waiting for commits (see
     // `kafka_router`); this only bounds a receiver without a revoke hook.
@@ -235,6 +241,7 @@ async fn start_process(
     .await?;
     let handle = receiver.handle();
     let usage = config.pipeline.usage.enabled.then(UsageRecorder::new);
+    let mut anomalies = anomaly_task::Anomalies::new(config);
     // Fail fast on a pipeline that does not build, before any partition arrives.
     check_pipeline(config)?;
     let router = Router::new(
@@ -243,9 +250,11 @@ async fn start_process(
         storage.clone(),
         health.clone(),
         usage.clone(),
+        Some(anomalies.recorder.clone()),
     );
     let graphs = router.running();
     let router = tokio::spawn(router.run());
+    anomalies.start(storage.clone(), Arc::clone(engine));
     let usage_cancel = CancellationToken::new();
     let usage_task = usage.map(|u| {
         let grace = Duration::from_secs(config.pipeline.usage.grace_secs);
@@ -253,6 +262,7 @@ async fn start_process(
             u,
             storage.clone(),
             grace,
+            anomalies.cost_feed.clone(),
             usage_cancel.clone(),
         ))
     });
@@ -262,6 +272,7 @@ async fn start_process(
         graphs,
         usage_task,
         usage_cancel,
+        anomalies,
     })
 }
 
@@ -299,6 +310,8 @@ async fn stop_process(process: ProcessPart) -> bool {
             warn!("Usage accounting did not flush in time.");
         }
     }
+    // After usage (its last minutes are scored) and the graphs (their recorder handles are gone).
+    process.anomalies.stop(SINK_FLUSH).await;
     flushed
 }
 

@@ -16,19 +16,9 @@ const TICK: Duration = Duration::from_secs(5);
 
 /// Drains closed minutes every few seconds and flushes them on the storage flush interval;
 /// on `stop`, drains and flushes everything. Failures are logged: accounting never stops
-/// the pipeline.
-pub(crate) async fn run(
-    usage: UsageRecorder,
-    storage: Storage,
-    grace: Duration,
-    stop: CancellationToken,
-) {
-    run_with_cost(usage, storage, grace, None, stop).await;
-}
-
-/// As [`run`], also handing every drained batch to the cost anomaly detector through `cost`
+/// the pipeline. Every drained batch also goes to the cost anomaly detector through `cost`,
 /// without waiting (a full queue skips the batch for detection, counted).
-pub(crate) async fn run_with_cost(
+pub(crate) async fn run(
     usage: UsageRecorder,
     storage: Storage,
     grace: Duration,
