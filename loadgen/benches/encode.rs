@@ -18,6 +18,8 @@ fn workload(mix: Mix) -> Workload {
         churn_per_sec: 0,
         id_attribute: "series.id".into(),
         seed: 1,
+        timestamps: phoenix_loadgen::Timestamps::Wall,
+        decimals: None,
     }
 }
 

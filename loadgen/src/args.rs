@@ -53,6 +53,30 @@ impl Compression {
     }
 }
 
+/// How datapoints are stamped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timestamps {
+    /// Each point carries the wall-clock time its request was filled (series of one
+    /// collection differ by nanoseconds), as a push exporter stamping at send time would.
+    #[default]
+    Wall,
+    /// Every series of a collection carries the same instant on a fixed grid (start + k ×
+    /// interval, interval = series / rate, whole ms when at least 1 ms), like an OTel SDK
+    /// periodic reader or a Prometheus scrape; each request holds one point per series.
+    Aligned,
+}
+
+impl Timestamps {
+    /// `wall` or `aligned`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Timestamps::Wall => "wall",
+            Timestamps::Aligned => "aligned",
+        }
+    }
+}
+
 /// `phoenix loadgen`: push OTLP metrics at a target rate, like real exporters, and report
 /// what the endpoint accepted. The last line on stdout is one JSON object.
 ///
@@ -77,7 +101,7 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
     /// Profile: a YAML path, or NAME for configs/loadgen/NAME.yaml (steady,
-    /// high-cardinality, churn, spike are built in).
+    /// high-cardinality, churn, spike, regular are built in).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Datapoints per request, at most [default: 1000].
@@ -92,6 +116,14 @@ pub struct LoadgenArgs {
     /// Metric-type weights [default: gauge=70,sum_cumulative=10,sum_delta=10,histogram=10].
     #[arg(long, value_name = "KIND=WEIGHT,...")]
     pub mix: Option<Mix>,
+    /// Timestamps: `wall` (the fill time of each request) or `aligned` (one instant per
+    /// collection on a fixed grid, as regular exporters and scrapers produce) [default: wall].
+    #[arg(long, value_enum)]
+    pub timestamps: Option<Timestamps>,
+    /// Round gauge and delta-sum values to N decimals, as real instruments report bounded
+    /// precision (0: integers) [default: full-precision doubles].
+    #[arg(long, value_name = "N")]
+    pub decimals: Option<u32>,
     /// Request compression [default: none].
     #[arg(long, value_enum)]
     pub compression: Option<Compression>,

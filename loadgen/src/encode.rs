@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use prost::encoding::{encode_key, encode_varint, WireType};
 
+use crate::args::Timestamps;
 use crate::error::{LoadgenError, Result};
 use crate::series::{
     identity, Kind, Mix, Rng, SeriesState, HISTOGRAM_BOUNDS, HISTOGRAM_BUCKETS, NO_ID,
@@ -38,6 +39,10 @@ pub struct Workload {
     pub id_attribute: String,
     /// Seed of the value generator.
     pub seed: u64,
+    /// How points are stamped; [`Timestamps::Aligned`] puts one point per series in a request.
+    pub timestamps: Timestamps,
+    /// Decimals of gauge and delta-sum values (`None`: full-precision doubles).
+    pub decimals: Option<u32>,
 }
 
 impl Workload {
@@ -79,6 +84,8 @@ pub struct Chunk {
     series_total: u64,
     churn_per_sec: u64,
     epoch_ns: u64,
+    /// `10^decimals` when values are rounded.
+    scale: Option<f64>,
 }
 
 /// Builds every chunk of `workload`; series start times are `epoch_ns` (unix ns).
@@ -106,7 +113,11 @@ impl Chunk {
         epoch_ns: u64,
     ) -> Result<Chunk> {
         let n = (range.end - range.start) as usize;
-        let repeats = (workload.batch_size / n.max(1)).max(1);
+        // An aligned request is one collection: each series once, at the collection instant.
+        let repeats = match workload.timestamps {
+            Timestamps::Aligned => 1,
+            Timestamps::Wall => (workload.batch_size / n.max(1)).max(1),
+        };
         let per_metric = if workload.attributes == 0 {
             1
         } else {
@@ -181,6 +192,9 @@ impl Chunk {
             series_total: workload.series,
             churn_per_sec: workload.churn_per_sec,
             epoch_ns,
+            scale: workload
+                .decimals
+                .map(|d| 10_f64.powi(i32::try_from(d).unwrap_or(i32::MAX))),
         })
     }
 
@@ -202,6 +216,17 @@ impl Chunk {
     /// Advances every series to its next point at wall time `now_ns` (unix ns) and patches
     /// the body in place. Returns how many series identities were sent for the first time.
     pub fn fill(&mut self, now_ns: u64) -> u64 {
+        self.fill_with(now_ns, None)
+    }
+
+    /// As [`Chunk::fill`], but every point is stamped `collection_ns` (the collection instant
+    /// on the aligned grid, at or before `now_ns`); a series whose last point is not older
+    /// moves 1 ns past it, so no timestamp repeats.
+    pub fn fill_at(&mut self, now_ns: u64, collection_ns: u64) -> u64 {
+        self.fill_with(now_ns, Some(collection_ns))
+    }
+
+    fn fill_with(&mut self, now_ns: u64, collection_ns: Option<u64>) -> u64 {
         let replaced = if self.churn_per_sec == 0 {
             0
         } else {
@@ -215,8 +240,12 @@ impl Chunk {
             rng,
             series_total,
             epoch_ns,
+            scale,
             ..
         } = self;
+        let scale = *scale;
+        let round = |v: f64| scale.map_or(v, |s| (v * s).round() / s);
+        let stamp = collection_ns.unwrap_or(now_ns);
         let mut new_series = 0;
         for slot in slots.iter_mut() {
             let Some(st) = states.get_mut(slot.series as usize) else {
@@ -226,7 +255,12 @@ impl Chunk {
             if id != st.id {
                 // First send starts at the run's epoch (process start); a churned slot is a
                 // new series that starts now.
-                let start = if st.id == NO_ID { *epoch_ns } else { now_ns };
+                // Aligned: a churned series started just before the collection that first sees it.
+                let start = match (st.id, collection_ns) {
+                    (NO_ID, _) => *epoch_ns,
+                    (_, Some(c)) => c.saturating_sub(1_000_000),
+                    (_, None) => now_ns,
+                };
                 st.reset(id, start);
                 new_series += 1;
             }
@@ -235,11 +269,11 @@ impl Chunk {
                 slot.id_written = id;
             }
             let base = slot.base as usize;
-            let (start, time) = st.next_times(now_ns);
+            let (start, time) = st.next_times(stamp);
             match st.kind {
                 Kind::Gauge => {
                     put_u64(buf, base + 1, time);
-                    put_u64(buf, base + 10, st.next_gauge(rng).to_bits());
+                    put_u64(buf, base + 10, round(st.next_gauge(rng)).to_bits());
                 }
                 Kind::SumCumulative => {
                     put_u64(buf, base + 1, start);
@@ -249,7 +283,7 @@ impl Chunk {
                 Kind::SumDelta => {
                     put_u64(buf, base + 1, start);
                     put_u64(buf, base + 10, time);
-                    put_u64(buf, base + 19, (rng.next_f64() * 1000.0).to_bits());
+                    put_u64(buf, base + 19, round(rng.next_f64() * 1000.0).to_bits());
                 }
                 Kind::Histogram => {
                     put_u64(buf, base + 1, start);
@@ -498,6 +532,8 @@ mod tests {
             churn_per_sec: churn,
             id_attribute: "series.id".into(),
             seed: 7,
+            timestamps: Timestamps::Wall,
+            decimals: None,
         }
     }
 
@@ -604,5 +640,90 @@ mod tests {
         // After 1 s two replacements happened: slots 0 and 1 get ids 4 and 5.
         assert_eq!(c.fill(1_000_000_010), 2);
         assert_eq!(ids(c), vec!["0000000000000004".to_string(); 2]);
+    }
+
+    /// Aligned fills stamp every point of a request with the collection instant, once per
+    /// series, and rounded values have at most the asked decimals; times still never repeat.
+    #[test]
+    fn aligned_fill_decodes() {
+        let mut w = workload(40, 3, 100, 0);
+        w.timestamps = Timestamps::Aligned;
+        w.decimals = Some(2);
+        let mut chunks = build_chunks(&w, 1_000).expect("build");
+        let chunk = &mut chunks[0];
+        // One collection per request: each of the 20 series once, not repeated to 100.
+        assert_eq!(chunk.datapoints(), 20);
+        let interval = 10_000_000_000;
+        for (k, collection) in [(0, 2_000_000_000), (1, 2_000_000_000 + interval)] {
+            chunk.fill_at(collection + 5_000_000 * (k + 1), collection);
+            let req = decode(chunk);
+            let mut points = 0;
+            let whole = |v: f64, scale: f64| ((v * scale).round() / scale - v).abs() == 0.0;
+            for m in &req.resource_metrics[0].scope_metrics[0].metrics {
+                match m.data.as_ref().expect("data") {
+                    Data::Gauge(g) => {
+                        for p in &g.data_points {
+                            assert_eq!(p.time_unix_nano, collection);
+                            let Some(Value::AsDouble(v)) = p.value else {
+                                panic!("gauge value {:?}", p.value)
+                            };
+                            assert!(whole(v, 100.0), "{v} has more than 2 decimals");
+                            points += 1;
+                        }
+                    }
+                    Data::Sum(s) => {
+                        for p in &s.data_points {
+                            assert_eq!(p.time_unix_nano, collection);
+                            assert!(p.start_time_unix_nano < p.time_unix_nano);
+                            match p.value {
+                                Some(Value::AsDouble(v)) => assert!(whole(v, 100.0), "{v}"),
+                                Some(Value::AsInt(v)) => assert!(v > 0),
+                                None => panic!("sum without value"),
+                            }
+                            points += 1;
+                        }
+                    }
+                    Data::Histogram(h) => {
+                        for p in &h.data_points {
+                            assert_eq!(p.time_unix_nano, collection);
+                            points += 1;
+                        }
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(points, 20);
+        }
+        // A collection instant that does not advance still gives each series a new time.
+        chunk.fill_at(30_000_000_000, 2_000_000_000 + interval);
+        let req = decode(chunk);
+        for m in &req.resource_metrics[0].scope_metrics[0].metrics {
+            if let Some(Data::Gauge(g)) = &m.data {
+                assert!(g
+                    .data_points
+                    .iter()
+                    .all(|p| p.time_unix_nano == 2_000_000_001 + interval));
+            }
+        }
+    }
+
+    /// Without `decimals`, gauges stay full-precision doubles (the default is unchanged).
+    #[test]
+    fn default_values_are_full_precision() {
+        let mut chunks = build_chunks(&workload(40, 3, 100, 0), 1_000).expect("build");
+        let chunk = &mut chunks[0];
+        chunk.fill(5_000);
+        let req = decode(chunk);
+        let mut fractional = 0;
+        for m in &req.resource_metrics[0].scope_metrics[0].metrics {
+            if let Some(Data::Gauge(g)) = &m.data {
+                for p in &g.data_points {
+                    if let Some(Value::AsDouble(v)) = p.value {
+                        fractional += usize::from((v * 100.0).fract() != 0.0);
+                    }
+                }
+            }
+        }
+        assert!(fractional > 0, "gauges should carry full-precision doubles");
     }
 }

@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinSet;
 
-pub use args::{Compression, LoadgenArgs, Protocol};
+pub use args::{Compression, LoadgenArgs, Protocol, Timestamps};
 pub use error::{LoadgenError, Result};
 pub use profile::{builtin_names, MixProfile, PhaseProfile, Profile, SeriesProfile};
 pub use report::Report;
@@ -142,6 +142,10 @@ async fn execute(settings: Settings, stop: watch::Receiver<bool>) -> Result<Repo
     }
     let timetable = settings.timetable();
     let target_rate = timetable.total_dp() / timetable.duration_s().max(f64::MIN_POSITIVE);
+    let anchor_ns = match settings.workload.timestamps {
+        Timestamps::Wall => None,
+        Timestamps::Aligned => Some(whole_second().await),
+    };
     let start = Instant::now();
     let end = start + settings.duration;
     let shared = Arc::new(Shared {
@@ -155,6 +159,8 @@ async fn execute(settings: Settings, stop: watch::Receiver<bool>) -> Result<Repo
         end,
         give_up: end + DRAIN,
         retry: settings.retry,
+        anchor_ns,
+        grid_ns: worker::grid_ns(round_dp, settings.rate_dps),
     });
     let (done_tx, done_rx) = watch::channel(false);
     let progress = (!settings.quiet).then(|| tokio::spawn(progress::run(shared.clone(), done_rx)));
@@ -180,6 +186,15 @@ async fn execute(settings: Settings, stop: watch::Receiver<bool>) -> Result<Repo
         elapsed,
         target_rate,
     ))
+}
+
+/// Waits for the next whole wall-clock second and returns it (unix ns): the aligned grid
+/// starts there, after every series' start time and at or before the first request.
+async fn whole_second() -> u64 {
+    const SECOND: u64 = 1_000_000_000;
+    let now = unix_now_ns();
+    tokio::time::sleep(Duration::from_nanos(SECOND - now % SECOND)).await;
+    unix_now_ns() / SECOND * SECOND
 }
 
 /// Fails fast with [`LoadgenError::Connect`] when nothing accepts TCP at the endpoint.

@@ -7,13 +7,13 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::args::{Compression, Protocol};
+use crate::args::{Compression, Protocol, Timestamps};
 use crate::error::{LoadgenError, Result};
 use crate::schedule::Phase;
 use crate::series::Mix;
 
 /// Profiles shipped in `configs/loadgen/`, embedded so they work from any directory.
-const BUILTIN: [(&str, &str); 4] = [
+const BUILTIN: [(&str, &str); 5] = [
     ("steady", include_str!("../../configs/loadgen/steady.yaml")),
     (
         "high-cardinality",
@@ -21,6 +21,10 @@ const BUILTIN: [(&str, &str); 4] = [
     ),
     ("churn", include_str!("../../configs/loadgen/churn.yaml")),
     ("spike", include_str!("../../configs/loadgen/spike.yaml")),
+    (
+        "regular",
+        include_str!("../../configs/loadgen/regular.yaml"),
+    ),
 ];
 
 /// Names of the built-in profiles.
@@ -74,6 +78,10 @@ pub struct SeriesProfile {
     pub churn_per_sec: Option<u64>,
     /// Name of the id label.
     pub id_attribute: Option<String>,
+    /// `wall` or `aligned` (see `--timestamps`).
+    pub timestamps: Option<Timestamps>,
+    /// Decimals of gauge and delta-sum values (see `--decimals`).
+    pub decimals: Option<u32>,
 }
 
 /// The `mix:` section: integer weights, missing kinds weigh 0.
@@ -215,6 +223,9 @@ impl Profile {
         if let Some(id) = &self.series.id_attribute {
             check::id_attribute(id).map_err(named("series.id_attribute"))?;
         }
+        if let Some(d) = self.series.decimals {
+            check::decimals(d).map_err(named("series.decimals"))?;
+        }
         if let (Some(churn), Some(attrs)) = (self.series.churn_per_sec, self.series.attributes) {
             check::churn(churn, attrs).map_err(named("series.churn_per_sec"))?;
         }
@@ -308,6 +319,10 @@ pub(crate) mod check {
         } else {
             Ok(())
         }
+    }
+
+    pub(crate) fn decimals(v: u32) -> Result<(), String> {
+        in_range(u64::from(v), 0, 9)
     }
 
     fn in_range(v: u64, lo: u64, hi: u64) -> Result<(), String> {

@@ -114,9 +114,11 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_ID_ATTRIBUTE.to_string()),
             seed: args.seed.or(profile.seed).unwrap_or(1),
+            timestamps: args.timestamps.or(s.timestamps).unwrap_or_default(),
+            decimals: args.decimals.or(s.decimals),
         };
         let w = &workload;
-        let checks: [(&str, Result<(), String>); 8] = [
+        let checks: [(&str, Result<(), String>); 9] = [
             ("rate_dps (--rate)", check::rate(rate_dps)),
             ("duration_secs (--duration)", check::duration(duration_secs)),
             ("series.count (--series)", check::series(w.series)),
@@ -128,6 +130,10 @@ impl Settings {
             (
                 "connections (--connections)",
                 check::connections(w.connections),
+            ),
+            (
+                "series.decimals (--decimals)",
+                w.decimals.map_or(Ok(()), check::decimals),
             ),
             (
                 "series.churn_per_sec",

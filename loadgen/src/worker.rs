@@ -100,6 +100,11 @@ pub(crate) struct Shared {
     pub give_up: Instant,
     /// Retry retryable answers.
     pub retry: bool,
+    /// Aligned timestamps: the grid's first instant (unix ns, at or before `start`).
+    pub anchor_ns: Option<u64>,
+    /// Aligned timestamps: collection instants are whole multiples of this (1 ms, or 1 ns
+    /// when collections come more often than every millisecond).
+    pub grid_ns: u64,
 }
 
 impl Shared {
@@ -110,6 +115,31 @@ impl Shared {
         let before =
             (k / chunks.max(1)) as f64 * self.round_dp as f64 + *self.prefix.get(j)? as f64;
         Some((j, self.timetable.time_of(before)?))
+    }
+
+    /// Aligned timestamps: the collection instant of request `k`, i.e. the due time of its
+    /// round's first request on the grid. Every request of a round shares it, so every series
+    /// of a collection carries the same time; at a constant rate consecutive collections are
+    /// exactly `series / rate` apart.
+    pub(crate) fn collection_ns(&self, k: u64) -> Option<u64> {
+        let anchor = self.anchor_ns?;
+        let round = k / (self.chunks.len() as u64).max(1);
+        let t = self
+            .timetable
+            .time_of(round as f64 * self.round_dp as f64)?;
+        let grid = self.grid_ns.max(1);
+        let ticks = (t * 1e9 / grid as f64).round() as u64;
+        Some(anchor.saturating_add(ticks.saturating_mul(grid)))
+    }
+}
+
+/// The collection grid step for a round of `round_dp` datapoints at `rate_dps`: 1 ms, like
+/// scrape timestamps, unless rounds come faster than that.
+pub(crate) fn grid_ns(round_dp: u64, rate_dps: f64) -> u64 {
+    if round_dp as f64 / rate_dps >= 1e-3 {
+        1_000_000
+    } else {
+        1
     }
 }
 
@@ -143,7 +173,10 @@ pub(crate) async fn run_connection(
             break;
         };
         let mut chunk = lock.lock().await;
-        let created = chunk.fill(unix_now_ns());
+        let created = match shared.collection_ns(k) {
+            Some(at) => chunk.fill_at(unix_now_ns(), at),
+            None => chunk.fill(unix_now_ns()),
+        };
         let n = chunk.datapoints() as u64;
         Stats::add(&stats.series_created, created);
         Stats::add(&stats.sent, n);
@@ -213,4 +246,75 @@ async fn deliver(
 /// `d` scaled by a random factor in [0.8, 1.2), so connections do not retry in lockstep.
 fn jittered(d: Duration, rng: &mut Rng) -> Duration {
     d.mul_f64(0.8 + 0.4 * rng.next_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{build_chunks, Workload};
+    use crate::series::Mix;
+
+    fn shared(series: u64, rate: f64, anchor: Option<u64>) -> Shared {
+        let workload = Workload {
+            series,
+            attributes: 3,
+            batch_size: 1000,
+            connections: 8,
+            mix: Mix::default(),
+            churn_per_sec: 0,
+            id_attribute: "series.id".into(),
+            seed: 1,
+            timestamps: crate::Timestamps::Aligned,
+            decimals: Some(2),
+        };
+        let chunks = build_chunks(&workload, 0).expect("chunks");
+        let mut prefix = Vec::new();
+        let mut round_dp = 0;
+        for c in &chunks {
+            prefix.push(round_dp);
+            round_dp += c.datapoints() as u64;
+        }
+        let now = Instant::now();
+        Shared {
+            chunks: chunks.into_iter().map(Mutex::new).collect(),
+            prefix,
+            round_dp,
+            next: AtomicU64::new(0),
+            timetable: Timetable::new(rate, 3600.0, &[]),
+            stats: Stats::default(),
+            start: now,
+            end: now,
+            give_up: now,
+            retry: false,
+            anchor_ns: anchor,
+            grid_ns: grid_ns(round_dp, rate),
+        }
+    }
+
+    /// Aligned collection instants: every request of a round shares one instant, rounds are
+    /// exactly series / rate apart, and no instant is later than its request's due time.
+    #[test]
+    fn collection_instants_lie_on_the_grid() {
+        let anchor = 1_700_000_000_000_000_000;
+        // 10,000 series at 1,000 dp/s: a collection every 10 s, in 10 requests.
+        let s = shared(10_000, 1_000.0, Some(anchor));
+        assert_eq!(s.chunks.len(), 10);
+        for k in 0..1_000_u64 {
+            let round = k / 10;
+            assert_eq!(
+                s.collection_ns(k),
+                Some(anchor + round * 10_000_000_000),
+                "k={k}"
+            );
+            let (_, due) = s.due(k).expect("due");
+            let at = s.collection_ns(k).expect("aligned") - anchor;
+            assert!(at as f64 <= due * 1e9 + 1.0, "k={k}");
+        }
+        // Odd rates still land on whole milliseconds.
+        let s = shared(1_000, 3_000.0, Some(anchor));
+        assert!((0..300).all(|k| s
+            .collection_ns(k)
+            .is_some_and(|t| (t - anchor) % 1_000_000 == 0)));
+        assert_eq!(shared(1_000, 1_000.0, None).collection_ns(5), None);
+    }
 }

@@ -423,3 +423,22 @@ fn cli_flags_parse() {
     assert!(Cli::try_parse_from(["x", "--protocol", "udp"]).is_err());
     assert!(Cli::try_parse_from(["x", "--retry", "--no-retry"]).is_err());
 }
+
+/// `--timestamps aligned`: a real run keeps every series valid (times strictly increase) and
+/// stamps points on the whole-millisecond grid, every series of a collection at one instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aligned_timestamps_run() {
+    let ep = start(Behaviour::default()).await;
+    let mut a = args(&ep, Protocol::Grpc);
+    a.timestamps = Some(phoenix_loadgen::Timestamps::Aligned);
+    a.decimals = Some(2);
+    let report = run(a).await;
+    assert!(report.sent > 0 && report.accepted == report.sent);
+    assert_valid(&ep);
+    let seen = ep.fake.seen();
+    assert_eq!(seen.series.len(), 300);
+    let last: std::collections::BTreeSet<u64> = seen.series.values().map(|p| p.time).collect();
+    assert!(last.iter().all(|t| t % 1_000_000 == 0), "{last:?}");
+    // The run stops mid-collection at most once: every series' last point is one of two instants.
+    assert!(last.len() <= 2, "{last:?}");
+}

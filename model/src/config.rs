@@ -183,6 +183,37 @@ pub struct StorageConfig {
     pub wal_max_bytes: u64,
     /// WAL segment file size; whole segments are deleted once their data is in Parquet.
     pub wal_segment_bytes: u64,
+    /// Merging of an hour partition's small files into few large ones.
+    pub compaction: CompactionConfig,
+}
+
+/// Compaction of Parquet files (`storage.compaction`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionConfig {
+    /// Merge small files of finished hour partitions in the background.
+    pub enabled: bool,
+    /// Small files an hour partition needs before it is compacted.
+    pub min_files: usize,
+    /// An hour partition is compacted only once its hour ended this many seconds ago.
+    pub min_age_secs: u64,
+    /// Largest compacted file, in rows; files of at least half this are left alone.
+    pub max_file_rows: u64,
+    /// Replaced files are deleted this long after they left the manifest, so queries planned
+    /// on them can still read them.
+    pub delete_grace_secs: u64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_files: 8,
+            min_age_secs: 300,
+            max_file_rows: 50_000_000,
+            delete_grace_secs: 120,
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -192,13 +223,14 @@ impl Default for StorageConfig {
             data_dir: "./data".into(),
             flush_interval_secs: 10,
             flush_max_rows: 2_000_000,
-            flush_max_bytes: 256 * 1024 * 1024,
+            flush_max_bytes: 128 * 1024 * 1024,
             row_group_rows: 1024 * 1024,
             zstd_level: 3,
             retention_days: 0,
             wal_enabled: true,
             wal_max_bytes: 4 * 1024 * 1024 * 1024,
             wal_segment_bytes: 64 * 1024 * 1024,
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -230,7 +262,7 @@ impl Default for BusConfig {
     fn default() -> Self {
         Self {
             kind: BusKind::Memory,
-            memory_capacity_batches: 256,
+            memory_capacity_batches: 64,
             kafka: KafkaConfig::default(),
         }
     }
@@ -441,7 +473,23 @@ impl Config {
                 );
             }
         }
-        let positives: [(&str, u64); 13] = [
+        let positives: [(&str, u64); 17] = [
+            (
+                "storage.compaction.min_files",
+                self.storage.compaction.min_files as u64,
+            ),
+            (
+                "storage.compaction.min_age_secs",
+                self.storage.compaction.min_age_secs,
+            ),
+            (
+                "storage.compaction.max_file_rows",
+                self.storage.compaction.max_file_rows,
+            ),
+            (
+                "storage.compaction.delete_grace_secs",
+                self.storage.compaction.delete_grace_secs,
+            ),
             ("storage.wal_max_bytes", self.storage.wal_max_bytes),
             ("storage.wal_segment_bytes", self.storage.wal_segment_bytes),
             ("ingest.max_body_bytes", self.ingest.max_body_bytes as u64),

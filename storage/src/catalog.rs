@@ -1,6 +1,6 @@
 //! [`Storage`]: the object store and the tables found in it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -19,7 +19,9 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use phoenix_model::config::StorageConfig;
 use phoenix_model::metrics_schema;
 
-use crate::layout::{parse_object_path, valid_table_name};
+use crate::compact::REPLACES_KEY;
+use crate::layout::{is_compacted, parse_object_path, valid_table_name};
+use crate::replay::read_footer;
 use crate::store::build_object_store;
 use crate::table::FileMeta;
 use crate::{Error, Result, Table, METRICS_TABLE};
@@ -59,6 +61,16 @@ impl Storage {
         let found = list_files(&store).await?;
         let mut tables = BTreeMap::new();
         for (name, files) in found {
+            let (files, replaced) = drop_replaced(&store, files).await;
+            if !replaced.is_empty() {
+                // The process died before the delayed deletes of a compaction: finish them.
+                tracing::info!(table = %name, files = replaced.len(), "Deleting files a compacted file replaced.");
+                for p in &replaced {
+                    if let Err(error) = store.delete(p).await {
+                        tracing::warn!(path = %p, %error, "Cannot delete a replaced file.");
+                    }
+                }
+            }
             let schema = if name == METRICS_TABLE {
                 metrics_schema()
             } else {
@@ -112,7 +124,13 @@ impl Storage {
                 )
             })
             .collect();
-        let found = list_files(&self.inner.store).await?;
+        let mut found = list_files(&self.inner.store).await?;
+        for files in found.values_mut() {
+            // Not deleted here: the node that compacted deletes them after its grace period.
+            *files = drop_replaced(&self.inner.store, std::mem::take(files))
+                .await
+                .0;
+        }
         let mut added = 0;
         for (name, known) in &before {
             let listed = found.get(name).cloned().unwrap_or_default();
@@ -247,6 +265,53 @@ async fn list_files(store: &Arc<dyn ObjectStore>) -> Result<BTreeMap<String, Vec
         }
     }
     Ok(found)
+}
+
+/// Splits a table's listing into the files to keep and those a listed compacted file replaced
+/// ([`REPLACES_KEY`]). Only compacted files sharing their folder with other files have their
+/// footer read; an unreadable footer replaces nothing (rows may show twice, none go missing).
+async fn drop_replaced(
+    store: &Arc<dyn ObjectStore>,
+    files: Vec<FileMeta>,
+) -> (Vec<FileMeta>, Vec<Path>) {
+    let folder = |p: &Path| {
+        p.as_ref()
+            .rsplit_once('/')
+            .map_or(String::new(), |(f, _)| f.to_string())
+    };
+    let mut per_folder: HashMap<String, usize> = HashMap::new();
+    for f in &files {
+        *per_folder.entry(folder(&f.path)).or_default() += 1;
+    }
+    let mut replaced: HashSet<Path> = HashSet::new();
+    for f in &files {
+        let dir = folder(&f.path);
+        if !is_compacted(&f.path) || per_folder.get(&dir).copied().unwrap_or(0) < 2 {
+            continue;
+        }
+        match read_footer(store.as_ref(), &f.path, f.size).await {
+            Ok(meta) => {
+                let names = meta
+                    .file_metadata()
+                    .key_value_metadata()
+                    .and_then(|kv| kv.iter().find(|k| k.key == REPLACES_KEY))
+                    .and_then(|k| k.value.clone())
+                    .unwrap_or_default();
+                for n in names.split(',').filter(|n| !n.is_empty()) {
+                    replaced.insert(Path::from(format!("{dir}/{n}")));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(path = %f.path, %error, "Cannot read a compacted file's footer.")
+            }
+        }
+    }
+    if replaced.is_empty() {
+        return (files, Vec::new());
+    }
+    let (gone, keep): (Vec<FileMeta>, Vec<FileMeta>) =
+        files.into_iter().partition(|f| replaced.contains(&f.path));
+    (keep, gone.into_iter().map(|f| f.path).collect())
 }
 
 /// The Arrow schema of a table, from the footer of its newest readable file.

@@ -36,10 +36,33 @@ pub(crate) fn file_path(table: &str, hour: i64, min_ns: i64, max_ns: i64) -> Pat
     ))
 }
 
-/// Time range `(min_ns, max_ns)` encoded in a file name `{min}-{max}-{uuid}.parquet`, or `None`
-/// when the name is not one of ours.
+/// Suffix of the stem of files written by compaction (`{min}-{max}-{uuid}-c.parquet`); only
+/// those can replace other files, so only their footers are read when listing.
+const COMPACTED_SUFFIX: &str = "-c";
+
+/// Full path of a new compacted file in `hour` whose inputs span `[min_ns, max_ns]`.
+pub(crate) fn compacted_file_path(table: &str, hour: i64, min_ns: i64, max_ns: i64) -> Path {
+    let id = uuid::Uuid::now_v7();
+    Path::from(format!(
+        "{}/{}-{}-{id}{COMPACTED_SUFFIX}.parquet",
+        partition_prefix(table, hour),
+        min_ns.max(0),
+        max_ns.max(0)
+    ))
+}
+
+/// Whether a table file was written by compaction.
+pub(crate) fn is_compacted(path: &Path) -> bool {
+    path.filename()
+        .and_then(|n| n.strip_suffix(".parquet"))
+        .is_some_and(|stem| stem.ends_with(COMPACTED_SUFFIX))
+}
+
+/// Time range `(min_ns, max_ns)` encoded in a file name `{min}-{max}-{uuid}.parquet` (or
+/// `…-{uuid}-c.parquet` for compacted files), or `None` when the name is not one of ours.
 pub fn parse_file_name(name: &str) -> Option<(i64, i64)> {
     let stem = name.strip_suffix(".parquet")?;
+    let stem = stem.strip_suffix(COMPACTED_SUFFIX).unwrap_or(stem);
     let mut parts = stem.splitn(3, '-');
     let min: i64 = parts.next()?.parse().ok()?;
     let max: i64 = parts.next()?.parse().ok()?;
@@ -99,6 +122,9 @@ mod tests {
             None
         );
         assert!(parse_object_path(&Path::from("metrics/x.parquet")).is_none());
+        let c = compacted_file_path("metrics", 5, 100, 200);
+        assert!(is_compacted(&c) && !is_compacted(&p));
+        assert_eq!(parse_object_path(&c).map(|x| (x.1, x.2)), Some((100, 200)));
     }
 
     /// Table names are restricted to SQL-friendly identifiers.

@@ -8,6 +8,7 @@
 //! of its rows, so time pruning needs no footer read and the manifest is rebuilt from a listing.
 
 mod catalog;
+mod compact;
 mod encode;
 mod error;
 mod layout;
@@ -20,6 +21,9 @@ mod table;
 pub mod testing;
 
 pub use catalog::Storage;
+pub use compact::{
+    CompactionReport, MAX_MERGE_INPUTS, OUTPUT_BATCH_ROWS, READ_BATCH_ROWS, REPLACES_KEY,
+};
 pub use encode::ACK_MAX_KEY;
 pub use error::{Error, Result};
 pub use layout::{parse_file_name, partition_prefix, HOUR_NANOS};

@@ -18,3 +18,9 @@ pub(crate) const FILES_DELETED: &str = "phoenix_storage_files_deleted_total";
 pub(crate) const ROWS_DROPPED: &str = "phoenix_storage_rows_dropped_total";
 /// Redelivered rows skipped because a file already holds them, by `table`.
 pub(crate) const ROWS_SKIPPED: &str = "phoenix_storage_rows_skipped_total";
+/// Compactions that swapped a merged file in, by `table`.
+pub(crate) const COMPACTIONS: &str = "phoenix_storage_compactions_total";
+/// Files merged away by compaction, by `table`.
+pub(crate) const COMPACTED_FILES: &str = "phoenix_storage_compacted_files_total";
+/// Duration of one compaction.
+pub(crate) const COMPACTION_SECONDS: &str = "phoenix_storage_compaction_seconds";

@@ -1,6 +1,8 @@
 //! The storage sink stage: takes deliveries off a graph edge into a table, flushes by policy,
 //! and acknowledges deliveries once a flush made them durable.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -116,6 +118,11 @@ struct Sink {
     backoff: Duration,
     last_appended: Option<AckToken>,
     committed: Option<AckToken>,
+    /// The background compaction pass, if one runs.
+    compacting: Option<tokio::task::JoinHandle<()>>,
+    /// Compactions and compaction failures since start, for health.
+    compactions: Arc<AtomicU64>,
+    compaction_errors: Arc<AtomicU64>,
 }
 
 impl Sink {
@@ -144,6 +151,9 @@ impl Sink {
             backoff: FIRST_BACKOFF,
             last_appended: None,
             committed: None,
+            compacting: None,
+            compactions: Arc::new(AtomicU64::new(0)),
+            compaction_errors: Arc::new(AtomicU64::new(0)),
         };
         sink.report_health();
         sink
@@ -259,7 +269,55 @@ impl Sink {
         }
         self.next_maintenance_at = now + self.interval;
         self.apply_retention().await;
+        self.start_compaction();
         self.report_health();
+    }
+
+    /// Starts a background pass over the hours due for compaction, unless one still runs.
+    ///
+    /// Tables fed from Kafka partitions (`position_split` set) are not compacted: several nodes
+    /// write them, and one node's delayed deletes could remove files another node's queries
+    /// planned on. Replaced files are deleted `delete_grace_secs` after the swap by a detached
+    /// task; if the process stops first, the next startup deletes them (`phoenix.replaces`).
+    fn start_compaction(&mut self) {
+        let cfg = self.table.config().compaction.clone();
+        if !cfg.enabled || self.table.position_split().is_some() {
+            return;
+        }
+        if self.compacting.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let now_ns = (now_unix_ms() as i64).saturating_mul(1_000_000);
+        let hours = self.table.compaction_candidates(now_ns);
+        if hours.is_empty() {
+            return;
+        }
+        let table = self.table.clone();
+        let (done, failed) = (
+            Arc::clone(&self.compactions),
+            Arc::clone(&self.compaction_errors),
+        );
+        let grace = Duration::from_secs(cfg.delete_grace_secs);
+        self.compacting = Some(tokio::spawn(async move {
+            for hour in hours {
+                match table.compact_hour(hour).await {
+                    Ok(Some(report)) => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                        let paths: Vec<_> = report.inputs.into_iter().map(|f| f.path).collect();
+                        let t = table.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(grace).await;
+                            t.delete_replaced(&paths).await;
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(table = %table.name(), hour, %error, "Compaction failed; will retry later.");
+                    }
+                }
+            }
+        }));
     }
 
     async fn apply_retention(&self) {
@@ -320,6 +378,14 @@ impl Sink {
                 .map_or(serde_json::Value::Null, Into::into),
         );
         figures.insert("flush_errors".into(), self.table.flush_errors().into());
+        figures.insert(
+            "compactions".into(),
+            self.compactions.load(Ordering::Relaxed).into(),
+        );
+        figures.insert(
+            "compaction_errors".into(),
+            self.compaction_errors.load(Ordering::Relaxed).into(),
+        );
         self.health.report(&self.component, status, figures);
     }
 }

@@ -103,6 +103,8 @@ struct Inner {
     state: Mutex<State>,
     /// Serializes flushes, so two never write the same batches.
     flush_lock: tokio::sync::Mutex<()>,
+    /// One compaction at a time per table.
+    pub(crate) compact_lock: tokio::sync::Mutex<()>,
     flush_errors: AtomicU64,
     last_flush_unix_ms: AtomicU64,
     /// Rows and bytes this process wrote, for [`Table::bytes_per_row`].
@@ -159,6 +161,7 @@ impl Table {
                     ..State::default()
                 }),
                 flush_lock: tokio::sync::Mutex::new(()),
+                compact_lock: tokio::sync::Mutex::new(()),
                 flush_errors: AtomicU64::new(0),
                 last_flush_unix_ms: AtomicU64::new(0),
                 rows_written: AtomicU64::new(0),
@@ -192,7 +195,9 @@ impl Table {
             .retain(|f| !known.contains(&f.path) || listed_paths.contains(&f.path));
         let mut added = 0;
         for f in listed {
-            if !present.contains(&f.path) {
+            // A known file that is no longer present left the manifest while the listing ran
+            // (compaction, retention): its object may still be listed until deleted.
+            if !present.contains(&f.path) && !known.contains(&f.path) {
                 st.files.push(f);
                 added += 1;
             }
@@ -207,6 +212,46 @@ impl Table {
     /// Index of the partitioning time column.
     pub(crate) fn time_col(&self) -> usize {
         self.inner.time_col
+    }
+
+    /// How the table's files are encoded.
+    pub(crate) fn encoder(&self) -> &FileEncoder {
+        &self.inner.encoder
+    }
+
+    /// The compaction lock (one compaction at a time per table).
+    pub(crate) fn compact_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.compact_lock
+    }
+
+    /// Records row counts learned from footers, so policy checks need no second read.
+    pub(crate) fn set_rows(&self, rows: &[(Path, u64)]) {
+        let mut st = self.inner.state.lock();
+        for f in st.files.iter_mut() {
+            if f.rows.is_none() {
+                if let Some((_, r)) = rows.iter().find(|(p, _)| *p == f.path) {
+                    f.rows = Some(*r);
+                }
+            }
+        }
+    }
+
+    /// Replaces `inputs` by `output` in the manifest in one step (snapshots see either all
+    /// inputs or the output). Returns `false`, changing nothing, when an input already left
+    /// the manifest (retention, refresh), since the output would then bring its rows back.
+    pub(crate) fn swap_files(&self, inputs: &[Path], output: FileMeta) -> bool {
+        let doomed: HashSet<&Path> = inputs.iter().collect();
+        let mut st = self.inner.state.lock();
+        let present = st.files.iter().filter(|f| doomed.contains(&f.path)).count();
+        if present != doomed.len() {
+            return false;
+        }
+        st.files.retain(|f| !doomed.contains(&f.path));
+        let at = st
+            .files
+            .partition_point(|f| (f.min_time, &f.path) < (output.min_time, &output.path));
+        st.files.insert(at, output);
+        true
     }
 
     /// The parsed positions of a file read before.

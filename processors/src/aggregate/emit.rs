@@ -71,7 +71,7 @@ fn map_builder(rows: usize) -> MapBuilder<StringBuilder, StringBuilder> {
 }
 
 fn append_map(b: &mut MapBuilder<StringBuilder, StringBuilder>, entries: &Entries) -> Result<()> {
-    for (k, v) in entries {
+    for (k, v) in entries.iter() {
         b.keys().append_value(k);
         b.values().append_option(v.as_deref());
     }

@@ -2,9 +2,11 @@
 //!
 //! An output series is keyed by its `series_id` (the input's in temporal mode, recomputed from
 //! the kept attributes in spatial mode), its [`Shape`] and its `sample_rate`. Its strings are
-//! allocated once, when it is created; rows only hash borrowed strings to find it.
+//! allocated once, when it is created; rows only hash borrowed strings to find it. Strings and
+//! map entries are interned, so the series of one metric, exporter or label value share them:
+//! with a million series, owned copies were most of the processor's memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -100,8 +102,49 @@ pub(super) enum Running {
     },
 }
 
-/// Map entries owned by an output series.
-pub(super) type Entries = Vec<(String, Option<String>)>;
+/// Map entries of an output series, shared by every series with equal entries.
+pub(super) type Entries = Arc<[(Arc<str>, Option<Arc<str>>)]>;
+
+/// Interned strings, entry lists and output name lists.
+///
+/// Entries only the interner holds are dropped when series expire, so churning label values
+/// do not accumulate.
+#[derive(Default)]
+struct Interner {
+    strings: HashSet<Arc<str>>,
+    lists: HashSet<Entries>,
+    /// Output names per metric (one per gauge function and quantile).
+    names: HashMap<Arc<str>, Arc<[Arc<str>]>>,
+}
+
+impl Interner {
+    /// The shared copy of `s`.
+    fn str(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = s.into();
+        self.strings.insert(Arc::clone(&a));
+        a
+    }
+
+    /// The shared copy of `entries`.
+    fn list(&mut self, entries: Vec<(Arc<str>, Option<Arc<str>>)>) -> Entries {
+        if let Some(l) = self.lists.get(entries.as_slice()) {
+            return Arc::clone(l);
+        }
+        let l: Entries = entries.into();
+        self.lists.insert(Arc::clone(&l));
+        l
+    }
+
+    /// Drops what no series uses any more.
+    fn purge(&mut self) {
+        self.names.retain(|_, names| Arc::strong_count(names) > 1);
+        self.lists.retain(|l| Arc::strong_count(l) > 1);
+        self.strings.retain(|s| Arc::strong_count(s) > 1);
+    }
+}
 
 /// Most bucket layouts remembered per series (more than one only while bounds change).
 const LAYOUTS: usize = 4;
@@ -112,15 +155,15 @@ pub(super) struct OutSeries {
     /// Its key.
     pub key: OutKey,
     /// Output metric names: one per gauge function and quantile, or the metric's own.
-    pub names: Vec<String>,
+    pub names: Arc<[Arc<str>]>,
     /// `series_id` of each name.
     pub ids: Vec<u64>,
     /// `unit` of its first row.
-    pub unit: String,
+    pub unit: Arc<str>,
     /// `scope` of its first row.
-    pub scope: String,
+    pub scope: Arc<str>,
     /// `service` (from the kept resource).
-    pub service: String,
+    pub service: Arc<str>,
     /// Kept resource attributes.
     pub resource: Entries,
     /// Kept datapoint attributes.
@@ -163,6 +206,7 @@ pub(super) struct Groups {
     index: FastMap<OutKey, u32>,
     slots: Vec<Option<OutSeries>>,
     free: Vec<u32>,
+    interner: Interner,
 }
 
 /// Wrapping sum of the pair hashes of the entries of `row` whose key is in `keep`.
@@ -177,16 +221,24 @@ fn kept_sum(map: &MapView<'_>, row: usize, keep: &[String], seed: u64) -> u64 {
 
 /// Owned entries of `row` whose key is in `keep` (all when `None`), sorted by key when
 /// filtered so the output does not depend on which row came first.
-fn entries(map: &MapView<'_>, row: usize, keep: Option<&[String]>) -> Entries {
-    let mut out: Entries = map
+fn entries(
+    interner: &mut Interner,
+    map: &MapView<'_>,
+    row: usize,
+    keep: Option<&[String]>,
+) -> Entries {
+    let mut out: Vec<(Arc<str>, Option<Arc<str>>)> = map
         .range(row)
         .filter(|&i| keep.is_none_or(|keep| keep.iter().any(|k| k == map.key(i))))
-        .map(|i| (map.key(i).to_string(), map.value(i).map(str::to_string)))
+        .map(|i| {
+            let value = map.value(i).map(|v| interner.str(v));
+            (interner.str(map.key(i)), value)
+        })
         .collect();
     if keep.is_some() {
         out.sort();
     }
-    out
+    interner.list(out)
 }
 
 /// Wrapping sum of the pair hashes of owned entries.
@@ -205,6 +257,7 @@ impl Groups {
             index: FastMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
+            interner: Interner::default(),
         }
     }
 
@@ -271,27 +324,28 @@ impl Groups {
     }
 
     /// A new output series from its first row.
-    fn create(&self, key: OutKey, input: &Input<'_>, row: usize) -> OutSeries {
+    fn create(&mut self, key: OutKey, input: &Input<'_>, row: usize) -> OutSeries {
         let metric = input.metric.value(row);
+        let interner = &mut self.interner;
         let (resource, attributes, service) = match &self.grouping {
             Grouping::Temporal => (
-                entries(&input.resource, row, None),
-                entries(&input.attributes, row, None),
-                input.service.value(row).to_string(),
+                entries(interner, &input.resource, row, None),
+                entries(interner, &input.attributes, row, None),
+                interner.str(input.service.value(row)),
             ),
             Grouping::Spatial {
                 attributes,
                 resource,
             } => {
-                let res = entries(&input.resource, row, Some(resource));
+                let res = entries(interner, &input.resource, row, Some(resource));
                 let service = res
                     .iter()
-                    .find(|(k, _)| k == SERVICE_NAME)
+                    .find(|(k, _)| &**k == SERVICE_NAME)
                     .and_then(|(_, v)| v.clone())
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| interner.str(""));
                 (
                     res,
-                    entries(&input.attributes, row, Some(attributes)),
+                    entries(interner, &input.attributes, row, Some(attributes)),
                     service,
                 )
             }
@@ -300,23 +354,34 @@ impl Groups {
         let (names, ids) = if key.shape == Shape::Gauge && !self.suffixes.is_empty() {
             let r = entries_sum(&resource, RESOURCE_SEED);
             let a = entries_sum(&attributes, ATTRIBUTE_SEED);
-            self.suffixes
+            let suffixes = &self.suffixes;
+            let names = match self.interner.names.get(metric) {
+                Some(names) => Arc::clone(names),
+                None => {
+                    let names: Arc<[Arc<str>]> = suffixes
+                        .iter()
+                        .map(|suffix| Arc::from(format!("{metric}.{suffix}")))
+                        .collect();
+                    let metric = self.interner.str(metric);
+                    self.interner.names.insert(metric, Arc::clone(&names));
+                    names
+                }
+            };
+            let ids = names
                 .iter()
-                .map(|suffix| {
-                    let name = format!("{metric}.{suffix}");
-                    let id = combine(name_hash(&name), r, a);
-                    (name, id)
-                })
-                .unzip()
+                .map(|name| combine(name_hash(name), r, a))
+                .collect();
+            (names, ids)
         } else {
-            (vec![metric.to_string()], vec![key.id])
+            let name: Arc<[Arc<str>]> = Arc::new([self.interner.str(metric)]);
+            (name, vec![key.id])
         };
         OutSeries {
             key,
             names,
             ids,
-            unit: input.unit.value(row).to_string(),
-            scope: input.scope.value(row).to_string(),
+            unit: self.interner.str(input.unit.value(row)),
+            scope: self.interner.str(input.scope.value(row)),
             service,
             resource,
             attributes,
@@ -353,6 +418,9 @@ impl Groups {
                 }
             }
         }
+        if n > 0 {
+            self.interner.purge();
+        }
         n
     }
 }
@@ -369,5 +437,34 @@ impl OutSeries {
         let l: Arc<[f64]> = bounds.into();
         self.layouts.push(l.clone());
         l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Equal strings and entry lists come back as one shared allocation, and purging drops
+    /// exactly what no series holds any more (churning label values do not accumulate).
+    #[test]
+    fn interner_shares_and_purges() {
+        let mut i = Interner::default();
+        let a = i.str("service.name");
+        let b = i.str("service.name");
+        assert!(Arc::ptr_eq(&a, &b));
+        let list = |i: &mut Interner, v: &str| {
+            let (k, v) = (i.str("host"), Some(i.str(v)));
+            i.list(vec![(k, v)])
+        };
+        let kept = list(&mut i, "h-1");
+        assert!(Arc::ptr_eq(&kept, &list(&mut i, "h-1")));
+        drop(list(&mut i, "h-2"));
+        drop((a, b));
+        i.purge();
+        assert_eq!(i.lists.len(), 1, "only the held list stays");
+        let mut left: Vec<&str> = i.strings.iter().map(|s| &**s).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["h-1", "host"]);
+        assert!(Arc::ptr_eq(&kept, &list(&mut i, "h-1")));
     }
 }

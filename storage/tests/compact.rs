@@ -1,0 +1,291 @@
+//! Compaction of an hour partition's files: rows, order, metadata, snapshots and crash recovery.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{TimestampNanosecondType, UInt64Type};
+use common::{cfg, read_file, row_keys, FaultyStore, SEC, T0};
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use phoenix_storage::testing::{metrics_batch, TestPoint};
+use phoenix_storage::{
+    Storage, Table, ACK_MAX_KEY, HOUR_NANOS, READ_BATCH_ROWS, REPLACES_KEY, SCHEMA_VERSION_KEY,
+};
+
+const HOUR: i64 = T0 / HOUR_NANOS;
+
+/// A batch with `series` series, `per` points each at 10 s steps from `start`.
+fn regular(series: usize, per: usize, start: i64) -> RecordBatch {
+    let mut pts = Vec::with_capacity(series * per);
+    for s in 0..series {
+        let mut v = (s % 17) as f64;
+        for i in 0..per {
+            v = ((v + ((s + i) % 5) as f64 * 0.25 - 0.5) * 100.0).round() / 100.0;
+            let mut p = TestPoint::gauge(
+                ["cpu", "mem", "http.requests"][s % 3],
+                &format!("svc-{}", s % 4),
+                start + i as i64 * 10 * SEC,
+                v,
+            )
+            .attr("instance", &format!("i-{s}"));
+            p.series_id = (s as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            pts.push(p);
+        }
+    }
+    metrics_batch(&pts)
+}
+
+/// Writes `n` files in the hour of `T0`, each with `series` × `per` rows; returns all rows.
+async fn write_files(table: &Table, n: usize, series: usize, per: usize) -> Vec<RecordBatch> {
+    let mut all = Vec::new();
+    for f in 0..n {
+        let b = regular(series, per, T0 + f as i64 * per as i64 * 10 * SEC / 4);
+        table
+            .append_acked(b.clone(), Some(f as u64 + 1))
+            .expect("append");
+        table.flush().await.expect("flush");
+        all.push(b);
+    }
+    all
+}
+
+async fn snapshot_rows(store: &Arc<dyn ObjectStore>, table: &Table) -> Vec<RecordBatch> {
+    let snap = table.snapshot();
+    let mut out = snap.buffered.clone();
+    for f in &snap.files {
+        out.push(read_file(store, &f.path).await);
+    }
+    out
+}
+
+fn kv(bytes: bytes::Bytes) -> Vec<(String, String)> {
+    let r = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("parquet");
+    r.metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// N files merge into one file holding exactly their rows, sorted by the file sort key, with
+/// the table schema, the schema version, the highest ack and the replaced names.
+#[tokio::test]
+async fn merges_files_into_one_sorted_file() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let storage = Storage::open_with_store(Arc::clone(&store), &cfg("memory://"))
+        .await
+        .expect("open");
+    let table = storage.table("metrics").expect("table");
+    let input = write_files(&table, 10, 30, 20).await;
+    let before: Vec<Path> = table.snapshot().files.into_iter().map(|f| f.path).collect();
+    assert_eq!(before.len(), 10);
+
+    let report = table
+        .compact_hour(HOUR)
+        .await
+        .expect("compact")
+        .expect("compacted");
+    assert_eq!(report.inputs.len(), 10);
+    assert_eq!(report.rows, 6000);
+    let files = table.snapshot().files;
+    assert_eq!(files.len(), 1);
+    let out = read_file(&store, &files[0].path).await;
+    assert_eq!(out.schema().fields(), table.schema().fields());
+    assert_eq!(row_keys(std::slice::from_ref(&out)), row_keys(&input));
+
+    let metric = out.column_by_name("metric").expect("m").as_string::<i32>();
+    let service = out.column_by_name("service").expect("s").as_string::<i32>();
+    let ids = out
+        .column_by_name("series_id")
+        .expect("id")
+        .as_primitive::<UInt64Type>();
+    let times = out.column(0).as_primitive::<TimestampNanosecondType>();
+    let key = |i: usize| {
+        (
+            metric.value(i),
+            service.value(i),
+            ids.value(i),
+            times.value(i),
+        )
+    };
+    assert!((1..out.num_rows()).all(|i| key(i - 1) <= key(i)), "sorted");
+
+    let bytes = store
+        .get(&files[0].path)
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("bytes");
+    let kv = kv(bytes);
+    let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(get(ACK_MAX_KEY).as_deref(), Some("10"));
+    assert!(get(SCHEMA_VERSION_KEY).is_some());
+    let replaced = get(REPLACES_KEY).expect("replaces");
+    let names: Vec<&str> = replaced.split(',').collect();
+    assert_eq!(names.len(), 10);
+    for p in &before {
+        assert!(names.contains(&p.filename().expect("name")), "{p}");
+    }
+    // Inputs stay until deleted after the grace period.
+    assert_eq!(table.delete_replaced(&before).await, 10);
+    let listed: Vec<_> = store.list(None).try_collect().await.expect("list");
+    assert_eq!(listed.len(), 1);
+}
+
+/// A snapshot taken while the merged file is being written sees every row once, and so does
+/// one taken after the swap (inputs not yet deleted).
+#[tokio::test]
+async fn snapshot_during_compaction_sees_rows_once() {
+    let faulty = FaultyStore::new(Arc::new(InMemory::new()));
+    let store: Arc<dyn ObjectStore> = faulty.clone();
+    let storage = Storage::open_with_store(Arc::clone(&store), &cfg("memory://"))
+        .await
+        .expect("open");
+    let table = storage.table("metrics").expect("table");
+    let input = write_files(&table, 5, 10, 10).await;
+    let want = row_keys(&input);
+
+    faulty.hold_puts.store(true, Ordering::SeqCst);
+    let started = faulty.put_started.notified();
+    let t = table.clone();
+    let job = tokio::spawn(async move { t.compact_hour(HOUR).await });
+    started.await;
+    assert_eq!(row_keys(&snapshot_rows(&store, &table).await), want);
+    faulty.hold_puts.store(false, Ordering::SeqCst);
+    faulty.release.notify_one();
+    let report = job.await.expect("join").expect("compact").expect("done");
+    assert_eq!(report.inputs.len(), 5);
+    assert_eq!(table.snapshot().files.len(), 1);
+    assert_eq!(row_keys(&snapshot_rows(&store, &table).await), want);
+}
+
+/// A crash after the merged file is put but before the inputs are deleted: reopening lists
+/// every row once, and deletes the replaced inputs.
+#[tokio::test]
+async fn crash_before_deletes_lists_rows_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = dir.path().to_str().expect("utf8").to_string();
+    let want = {
+        let storage = Storage::open(&cfg(&url)).await.expect("open");
+        let table = storage.table("metrics").expect("table");
+        let input = write_files(&table, 6, 10, 10).await;
+        table
+            .compact_hour(HOUR)
+            .await
+            .expect("compact")
+            .expect("done");
+        // A late file in the same hour, written after the compaction, must stay.
+        let late = regular(2, 3, T0 + 1000 * SEC);
+        table.append(late.clone()).expect("append");
+        table.flush().await.expect("flush");
+        let mut all = input;
+        all.push(late);
+        row_keys(&all)
+    };
+    let storage = Storage::open(&cfg(&url)).await.expect("reopen");
+    let table = storage.table("metrics").expect("table");
+    let store = storage.object_store();
+    assert_eq!(table.snapshot().files.len(), 2);
+    assert_eq!(row_keys(&snapshot_rows(&store, &table).await), want);
+    let listed: Vec<_> = store.list(None).try_collect().await.expect("list");
+    assert_eq!(listed.len(), 2, "replaced inputs were deleted at startup");
+    // Refresh keeps the same view.
+    storage.refresh().await.expect("refresh");
+    assert_eq!(row_keys(&snapshot_rows(&store, &table).await), want);
+}
+
+/// The merge streams its inputs in batches: it never holds more than a few read batches per
+/// input, far fewer rows than the partition has.
+#[tokio::test]
+async fn merge_reads_in_batches() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let storage = Storage::open_with_store(Arc::clone(&store), &cfg("memory://"))
+        .await
+        .expect("open");
+    let table = storage.table("metrics").expect("table");
+    let files = 6;
+    write_files(&table, files, 200, 60).await;
+    let total = (files * 200 * 60) as u64;
+    let r = table
+        .compact_hour(HOUR)
+        .await
+        .expect("compact")
+        .expect("done");
+    assert_eq!(r.rows, total);
+    eprintln!(
+        "rows {total}, batches read {}, most rows held {}",
+        r.batches_read, r.max_rows_held
+    );
+    assert!(r.batches_read >= total / READ_BATCH_ROWS as u64);
+    assert!(r.max_rows_held <= ((files + 3) * READ_BATCH_ROWS) as u64);
+    assert!(r.max_rows_held < total / 2);
+}
+
+/// Compacting 60 small files of a regular series set stores fewer bytes per row.
+#[tokio::test]
+async fn compaction_shrinks_bytes_per_row() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let storage = Storage::open_with_store(Arc::clone(&store), &cfg("memory://"))
+        .await
+        .expect("open");
+    let table = storage.table("metrics").expect("table");
+    // 100 series, one point per series per file: a flush every 10 s for 10 minutes.
+    for f in 0..60 {
+        table
+            .append(regular(100, 1, T0 + f * 10 * SEC))
+            .expect("append");
+        table.flush().await.expect("flush");
+    }
+    let r = table
+        .compact_hour(HOUR)
+        .await
+        .expect("compact")
+        .expect("done");
+    let before = r.bytes_before as f64 / r.rows as f64;
+    let after = r.bytes_after as f64 / r.rows as f64;
+    eprintln!(
+        "60 files, {} rows: {} bytes ({before:.1} B/row) -> {} bytes ({after:.1} B/row)",
+        r.rows, r.bytes_before, r.bytes_after
+    );
+    assert_eq!(r.inputs.len(), 60);
+    assert!(r.bytes_after < r.bytes_before);
+}
+
+/// The policy picks only hours that ended `min_age_secs` ago with at least `min_files` files.
+#[tokio::test]
+async fn candidates_follow_policy() {
+    let storage = Storage::open_with_store(Arc::new(InMemory::new()), &cfg("memory://"))
+        .await
+        .expect("open");
+    let table = storage.table("metrics").expect("table");
+    write_files(&table, 8, 2, 2).await;
+    let end = (HOUR + 1) * HOUR_NANOS;
+    assert!(table.compaction_candidates(end).is_empty(), "too recent");
+    assert_eq!(table.compaction_candidates(end + 301 * SEC), vec![HOUR]);
+    let cfg7 = phoenix_model::config::StorageConfig {
+        compaction: phoenix_model::config::CompactionConfig {
+            min_files: 9,
+            ..Default::default()
+        },
+        ..cfg("memory://")
+    };
+    let other = Storage::open_with_store(storage.object_store(), &cfg7)
+        .await
+        .expect("open");
+    let t = other.table("metrics").expect("table");
+    assert!(
+        t.compaction_candidates(end + 301 * SEC).is_empty(),
+        "8 < 9 files"
+    );
+}
