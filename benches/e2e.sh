@@ -11,6 +11,8 @@
 # Environment (defaults in brackets):
 #   RATE [1000000] target datapoints/s   DURATION [60]   SERIES [100000]   PROTOCOL [http]
 #   CONNECTIONS [8]   BATCH [1000]   MIX [gauge=100]   EXTRA_SETS (more `--set k=v` for serve)
+#   CONFIG (a config file for serve instead of the embedded default, e.g. configs/examples/empty.yaml)
+#   LOADGEN_ARGS (more loadgen flags, e.g. "--timestamps aligned --decimals 2")
 #   PEER_ENDPOINT (e.g. http://127.0.0.1:14318)   SKIP_CEILING=1 to skip the criterion run
 # Output: a human summary, then one JSON line with every figure.
 set -euo pipefail
@@ -50,8 +52,8 @@ sets=(--set "ingest.grpc_listen=$GRPC" --set "ingest.http_listen=$HTTP"
       --set "api.listen=127.0.0.1:${ports[2]}" --set "storage.url=$WORK/tables"
       --set "storage.data_dir=$WORK")
 for s in ${EXTRA_SETS:-}; do sets+=(--set "$s"); done
-echo "==> phoenix serve (embedded default, data in $WORK) ${EXTRA_SETS:-}" >&2
-"$BIN" serve "${sets[@]}" 2>"$WORK/serve.log" &
+echo "==> phoenix serve (${CONFIG:-embedded default}, data in $WORK) ${EXTRA_SETS:-}" >&2
+"$BIN" serve ${CONFIG:+--config "$CONFIG"} "${sets[@]}" 2>"$WORK/serve.log" &
 SERVER=$!
 for _ in $(seq 1 100); do curl -sf "$API/health" >/dev/null && break; sleep 0.1; done
 
@@ -62,7 +64,7 @@ if [[ "$PROTOCOL" == grpc ]]; then endpoint="http://$GRPC"; else endpoint="http:
 echo "==> phoenix loadgen: $PROTOCOL, $RATE dp/s target, $SERIES series, ${DURATION}s" >&2
 report=$("$BIN" loadgen --endpoint "$endpoint" --protocol "$PROTOCOL" --rate "$RATE" \
     --series "$SERIES" --duration "$DURATION" --connections "$CONNECTIONS" \
-    --batch-size "$BATCH" --mix "$MIX" | tail -n 1)
+    --batch-size "$BATCH" --mix "$MIX" ${LOADGEN_ARGS:-} | tail -n 1)
 cpu1=$(cpu_ticks "$SERVER")
 rss_kb=$(awk '/VmHWM/{print $2}' "/proc/$SERVER/status")
 accepted=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["accepted"])' "$report")
@@ -83,7 +85,7 @@ if [[ -n "${PEER_ENDPOINT:-}" ]]; then
     echo "==> same load against PEER_ENDPOINT=$PEER_ENDPOINT" >&2
     peer=$("$BIN" loadgen --endpoint "$PEER_ENDPOINT" --protocol "$PROTOCOL" --rate "$RATE" \
         --series "$SERIES" --duration "$DURATION" --connections "$CONNECTIONS" \
-        --batch-size "$BATCH" --mix "$MIX" | tail -n 1)
+        --batch-size "$BATCH" --mix "$MIX" ${LOADGEN_ARGS:-} | tail -n 1)
 fi
 
 python3 - "$report" "$ceiling" "$cpu0" "$cpu1" "$tck" "$rss_kb" "$stored" "$parquet_bytes" "$peer" <<'PY'

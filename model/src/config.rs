@@ -690,6 +690,23 @@ mod tests {
         );
     }
 
+    /// The example configs shipped in `configs/examples/` load and validate.
+    #[test]
+    fn example_configs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/examples");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("configs/examples exists") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let c = Config::load(Some(&path), &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(!c.pipeline.sinks.is_empty(), "{}", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 1, "no example config found in {}", dir.display());
+    }
+
     /// Unknown keys are errors that name the file and the key path.
     #[test]
     fn unknown_key_names_path() {
