@@ -135,17 +135,7 @@ impl PartitionCommitter {
                 _ => return Ok(()),
             }
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.shared.topic, partition, Offset::Offset(next))
-            .map_err(|e| EdgeError::Transport(e.to_string()))?;
-        let consumer = self.consumer.upgrade().ok_or(EdgeError::Closed)?;
-        let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-            .await
-            .map_err(|e| EdgeError::Transport(e.to_string()))?;
-        if let Err(e) = result {
-            metrics::counter!(COMMIT_ERRORS).increment(1);
-            return Err(EdgeError::Transport(format!("offset commit: {e}")));
-        }
+        commit_offsets(&self.shared.topic, &self.consumer, &[(partition, next)]).await?;
         let mut st = self.shared.state.lock();
         if let Some(ps) = st.partitions.get_mut(&partition) {
             if ps.epoch == epoch {
@@ -484,20 +474,7 @@ impl EdgeReceiver for KafkaReceiver {
         if offsets.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        for &(p, next) in &offsets {
-            tpl.add_partition_offset(&self.shared.topic, p, Offset::Offset(next))
-                .map_err(|e| EdgeError::Transport(e.to_string()))?;
-        }
-        let consumer = self.consumer.upgrade().ok_or(EdgeError::Closed)?;
-        // A synchronous commit waits for the broker; keep it off the async workers.
-        let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-            .await
-            .map_err(|e| EdgeError::Transport(e.to_string()))?;
-        if let Err(e) = result {
-            metrics::counter!(COMMIT_ERRORS).increment(1);
-            return Err(EdgeError::Transport(format!("offset commit: {e}")));
-        }
+        commit_offsets(&self.shared.topic, &self.consumer, &offsets).await?;
         let mut st = self.shared.state.lock();
         for (p, next) in offsets {
             if let Some(ps) = st.partitions.get_mut(&p) {
@@ -511,6 +488,28 @@ impl EdgeReceiver for KafkaReceiver {
         self.shared.drained.notify_all();
         Ok(())
     }
+}
+
+/// Commits `(partition, next offset)` pairs of `topic` synchronously.
+async fn commit_offsets(
+    topic: &str,
+    consumer: &Weak<BaseConsumer<ConsumerCallbacks>>,
+    offsets: &[(i32, i64)],
+) -> Result<(), EdgeError> {
+    let mut tpl = TopicPartitionList::new();
+    for &(p, next) in offsets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(next))
+            .map_err(|e| EdgeError::Transport(e.to_string()))?;
+    }
+    let consumer = consumer.upgrade().ok_or(EdgeError::Closed)?;
+    // A synchronous commit waits for the broker; keep it off the async workers.
+    let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+        .await
+        .map_err(|e| EdgeError::Transport(e.to_string()))?;
+    result.map_err(|e| {
+        metrics::counter!(COMMIT_ERRORS).increment(1);
+        EdgeError::Transport(format!("offset commit: {e}"))
+    })
 }
 
 /// The polling thread: serves librdkafka's callbacks and moves messages to the channel.

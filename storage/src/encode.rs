@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
-use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
+use arrow::compute::{lexsort_to_indices, SortColumn, SortOptions};
 use arrow::datatypes::{DataType, SchemaRef, TimestampNanosecondType, UInt64Type};
 use bytes::Bytes;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
@@ -142,6 +142,15 @@ impl FileEncoder {
     /// each row group cover few metrics and a narrow time span, so min/max statistics prune row
     /// groups and pages for `WHERE metric = …` and time filters.
     pub(crate) fn sort(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let indices = match self.packed_sort_indices(batch) {
+            Some(indices) => indices,
+            None => self.general_sort_indices(batch)?,
+        };
+        crate::take_rows::take_rows(batch, &indices)
+    }
+
+    /// The sort permutation by the general multi-column sort (any key types, nulls last).
+    fn general_sort_indices(&self, batch: &RecordBatch) -> Result<UInt32Array> {
         let columns: Vec<SortColumn> = self
             .sort_keys
             .iter()
@@ -153,11 +162,7 @@ impl FileEncoder {
                 }),
             })
             .collect();
-        let indices = match self.packed_sort_indices(batch) {
-            Some(indices) => indices,
-            None => lexsort_to_indices(&columns, None)?,
-        };
-        Ok(take_record_batch(batch, &indices)?)
+        Ok(lexsort_to_indices(&columns, None)?)
     }
 
     /// The sort permutation for the usual key shape (metric, service, series_id, time), or
@@ -395,20 +400,9 @@ mod tests {
         let packed = enc
             .packed_sort_indices(&batch)
             .expect("metrics shape takes the fast path");
-        let columns: Vec<SortColumn> = enc
-            .sort_keys
-            .iter()
-            .map(|&i| SortColumn {
-                values: ArrayRef::clone(batch.column(i)),
-                options: Some(SortOptions {
-                    descending: false,
-                    nulls_first: false,
-                }),
-            })
-            .collect();
-        let general = lexsort_to_indices(&columns, None).expect("lexsort");
+        let general = enc.general_sort_indices(&batch).expect("lexsort");
         let key = |idx: &UInt32Array| -> Vec<(String, String, u64, i64)> {
-            let b = take_record_batch(&batch, idx).expect("take");
+            let b = arrow::compute::take_record_batch(&batch, idx).expect("take");
             let m = b
                 .column_by_name("metric")
                 .expect("m")

@@ -18,6 +18,7 @@ mod replay;
 mod sink;
 mod store;
 mod table;
+mod take_rows;
 pub mod testing;
 
 pub use catalog::Storage;

@@ -16,7 +16,7 @@ const NO_RECORDED_VALUE: u32 = 1;
 
 /// How a row is aggregated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Class {
+pub(crate) enum Class {
     /// A gauge value.
     Gauge,
     /// A delta sum.
@@ -37,7 +37,7 @@ pub(super) enum Class {
 
 /// The output shape a class aggregates into; part of an output series' identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(super) enum Shape {
+pub(crate) enum Shape {
     /// One row per gauge function.
     Gauge = 0,
     /// A sum.
@@ -52,7 +52,7 @@ pub(super) enum Shape {
 
 impl Class {
     /// The output shape, `None` for [`Class::Other`].
-    pub(super) fn shape(self) -> Option<Shape> {
+    pub(crate) fn shape(self) -> Option<Shape> {
         match self {
             Class::Gauge => Some(Shape::Gauge),
             Class::DeltaSum | Class::CumulativeSum { .. } => Some(Shape::Sum),
@@ -63,7 +63,7 @@ impl Class {
 
     /// The output shape when downsampling: cumulative series are kept apart from delta ones
     /// of the same id, since they are picked, not summed.
-    pub(super) fn downsample_shape(self) -> Option<Shape> {
+    pub(crate) fn downsample_shape(self) -> Option<Shape> {
         match self {
             Class::CumulativeSum { .. } => Some(Shape::CumulativeSum),
             Class::CumulativeHistogram => Some(Shape::CumulativeHistogram),
@@ -73,7 +73,7 @@ impl Class {
 }
 
 /// The columns of one input batch that aggregation reads.
-pub(super) struct Input<'a> {
+pub(crate) struct Input<'a> {
     pub time: &'a [i64],
     start: &'a TimestampNanosecondArray,
     pub metric: &'a StringArray,
@@ -115,7 +115,7 @@ impl<'a> Input<'a> {
     ///
     /// # Errors
     /// [`Error::Column`] when a column is missing or of another type.
-    pub(super) fn new(batch: &'a RecordBatch) -> Result<Self> {
+    pub(crate) fn new(batch: &'a RecordBatch) -> Result<Self> {
         let bounds = column::<ListArray>(batch, col::BOUNDS)?;
         let buckets = column::<ListArray>(batch, col::BUCKET_COUNTS)?;
         Ok(Input {
@@ -146,7 +146,7 @@ impl<'a> Input<'a> {
     }
 
     /// How row `row` is aggregated.
-    pub(super) fn class(&self, row: usize) -> Class {
+    pub(crate) fn class(&self, row: usize) -> Class {
         let temporality = self
             .temporality
             .is_valid(row)
@@ -165,7 +165,7 @@ impl<'a> Input<'a> {
 
     /// Whether the row carries a value to aggregate (not flagged `NO_RECORDED_VALUE`, a
     /// finite value or a count).
-    pub(super) fn has_value(&self, row: usize, class: Class) -> bool {
+    pub(crate) fn has_value(&self, row: usize, class: Class) -> bool {
         if self.flags[row] & NO_RECORDED_VALUE != 0 {
             return false;
         }
@@ -181,56 +181,56 @@ impl<'a> Input<'a> {
     /// Whether the row's sum is monotonic; OTLP sums always say, an unknown one is taken for
     /// a counter.
     #[inline]
-    pub(super) fn monotonic(&self, row: usize) -> bool {
+    pub(crate) fn monotonic(&self, row: usize) -> bool {
         !self.monotonic.is_valid(row) || self.monotonic.value(row)
     }
 
     /// `start_time`, when set.
     #[inline]
-    pub(super) fn start(&self, row: usize) -> Option<i64> {
+    pub(crate) fn start(&self, row: usize) -> Option<i64> {
         self.start.is_valid(row).then(|| self.start.value(row))
     }
 
     /// `value` (checked by [`Input::has_value`]).
     #[inline]
-    pub(super) fn value(&self, row: usize) -> f64 {
+    pub(crate) fn value(&self, row: usize) -> f64 {
         self.value.value(row)
     }
 
     /// `count` (checked by [`Input::has_value`]).
     #[inline]
-    pub(super) fn count(&self, row: usize) -> u64 {
+    pub(crate) fn count(&self, row: usize) -> u64 {
         self.count.value(row)
     }
 
     /// `sum`, when set.
     #[inline]
-    pub(super) fn sum(&self, row: usize) -> Option<f64> {
+    pub(crate) fn sum(&self, row: usize) -> Option<f64> {
         opt(self.sum, row)
     }
 
     /// `min`, when set.
     #[inline]
-    pub(super) fn min(&self, row: usize) -> Option<f64> {
+    pub(crate) fn min(&self, row: usize) -> Option<f64> {
         opt(self.min, row)
     }
 
     /// `max`, when set.
     #[inline]
-    pub(super) fn max(&self, row: usize) -> Option<f64> {
+    pub(crate) fn max(&self, row: usize) -> Option<f64> {
         opt(self.max, row)
     }
 
     /// Explicit bucket bounds (empty when null).
     #[inline]
-    pub(super) fn bounds(&self, row: usize) -> &'a [f64] {
+    pub(crate) fn bounds(&self, row: usize) -> &'a [f64] {
         let o = self.bounds.value_offsets();
         &self.bound_values[o[row] as usize..o[row + 1] as usize]
     }
 
     /// Bucket counts (empty when null).
     #[inline]
-    pub(super) fn buckets(&self, row: usize) -> &'a [u64] {
+    pub(crate) fn buckets(&self, row: usize) -> &'a [u64] {
         let o = self.buckets.value_offsets();
         &self.bucket_values[o[row] as usize..o[row + 1] as usize]
     }

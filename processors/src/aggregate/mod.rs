@@ -22,7 +22,7 @@ mod config;
 mod downsample;
 mod emit;
 mod group;
-mod input;
+pub(crate) mod input;
 pub mod metrics;
 mod runtime;
 #[cfg(test)]

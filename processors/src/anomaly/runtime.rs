@@ -8,7 +8,8 @@ use phoenix_model::schema::col;
 
 use super::metrics::AnomalyMetrics;
 use super::recorder::{AnomalyRecorder, AnomalyRow};
-use super::value::{Class, Input};
+use super::value::scored_value;
+use crate::aggregate::input::{Class, Input};
 use crate::columns::string_map;
 use crate::delta::{wall_clock_ns, CumulativeState, IdMap, InitialValue};
 use crate::filter::{condition_mask, Condition};
@@ -116,7 +117,7 @@ impl AnomalyProcessor {
                 continue;
             }
             let class = input.class(row);
-            if class == Class::Unsupported {
+            if class == Class::Other {
                 self.metrics.unsupported.increment(1);
                 continue;
             }
@@ -134,7 +135,8 @@ impl AnomalyProcessor {
                 self.metrics.out_of_order.increment(1);
                 continue;
             }
-            let value = input.value(
+            let value = scored_value(
+                &input,
                 row,
                 class,
                 prev_time,

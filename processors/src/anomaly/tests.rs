@@ -116,12 +116,20 @@ fn cumulative_rate_with_reset() {
         })
         .collect();
     let input_batch = batch(&input);
-    let view = super::value::Input::new(&input_batch).expect("view");
+    let view = crate::aggregate::input::Input::new(&input_batch).expect("view");
     let mut cumulative =
         crate::delta::CumulativeState::new_at(crate::delta::InitialValue::Drop, i64::MAX, 0);
     let mut buf = Vec::new();
     for row in 0..input.len() {
-        seen.push(view.value(row, view.class(row), None, None, &mut cumulative, &mut buf));
+        seen.push(super::value::scored_value(
+            &view,
+            row,
+            view.class(row),
+            None,
+            None,
+            &mut cumulative,
+            &mut buf,
+        ));
     }
     assert_eq!(seen[0], None, "first point seeds the stream");
     for (i, v) in seen.iter().enumerate().skip(1) {
@@ -148,11 +156,21 @@ fn histogram_mean_quantile_and_delta_rate() {
     );
     let s = Row::sum("req", "svc", "delta", Some(0), 4 * SEC, 20.0);
     let b = batch(&[h, s]);
-    let view = super::value::Input::new(&b).expect("view");
+    let view = crate::aggregate::input::Input::new(&b).expect("view");
     let mut cumulative =
         crate::delta::CumulativeState::new_at(crate::delta::InitialValue::Drop, i64::MAX, 0);
     let mut buf = Vec::new();
-    let mut v = |row, q| view.value(row, view.class(row), None, q, &mut cumulative, &mut buf);
+    let mut v = |row, q| {
+        super::value::scored_value(
+            &view,
+            row,
+            view.class(row),
+            None,
+            q,
+            &mut cumulative,
+            &mut buf,
+        )
+    };
     assert_eq!(v(0, None), Some(15.0), "mean = sum / count");
     assert_eq!(
         v(0, Some(0.5)),
