@@ -7,7 +7,6 @@
 //! with a million series, owned copies were most of the processor's memory.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use phoenix_model::series_id::{combine, name_hash, pair_hash, ATTRIBUTE_SEED, RESOURCE_SEED};
@@ -17,43 +16,8 @@ use super::input::{Input, Shape};
 use crate::columns::MapView;
 use crate::series::SERVICE_NAME;
 
-/// Multiplicative hasher for keys that are small integers or already hashes.
-#[derive(Default)]
-pub(super) struct FastHasher(u64);
-
-/// Multiplier of [`FastHasher`] (as in rustc-hash).
-const K: u64 = 0xf135_7aea_2e62_a9c5;
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The product's entropy is in the high bits; the table indexes with the low ones.
-        self.0.rotate_left(26)
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-    #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.0 = self.0.wrapping_add(n).wrapping_mul(K);
-    }
-}
-
-/// A hash map with [`FastHasher`].
-pub(super) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// A hash map for keys that are small integers or already hashes (FxHash).
+pub(super) type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// Identity of an output series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

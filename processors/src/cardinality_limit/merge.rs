@@ -6,8 +6,6 @@
 //! value in input order. The first point of a group is its template row: its other columns
 //! (metric, resource, bounds, exponential buckets…) are the output's.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -79,31 +77,11 @@ fn earlier(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// A fast hasher for keys made of hashes and times (FxHash's mixing step).
-#[derive(Default)]
-struct MixHasher(u64);
-
-impl Hasher for MixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_i64(&mut self, n: i64) {
-        self.write_u64(n as u64);
-    }
-}
-
 /// Folds a batch's overflow points; reused across batches to keep its allocations.
 #[derive(Default)]
 pub(super) struct Merger {
-    index: HashMap<(u64, u64, i64), u32, BuildHasherDefault<MixHasher>>,
+    /// Keys are hashes and times, so FxHash suffices.
+    index: rustc_hash::FxHashMap<(u64, u64, i64), u32>,
     groups: Vec<Group>,
     buckets: Vec<u64>,
 }
