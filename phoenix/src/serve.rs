@@ -235,6 +235,15 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
     // After usage (its last minutes are scored for cost anomalies) and the stages (their
     // processors' recorder handles are gone, so the webhook queue closes once sent).
     anomalies.stop(SINK_FLUSH).await;
+    stop_api(api_cancel, api_task, flushed).await
+}
+
+/// Stops the HTTP API last (queries answer until then) and reports whether storage flushed.
+pub(crate) async fn stop_api(
+    api_cancel: CancellationToken,
+    api_task: JoinHandle<std::io::Result<()>>,
+    flushed: bool,
+) -> Result<(), Failure> {
     api_cancel.cancel();
     match api_task.await {
         Ok(Ok(())) => {}

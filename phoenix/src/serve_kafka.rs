@@ -31,7 +31,7 @@ use tracing::{error, info, warn};
 
 use crate::cli::Role;
 use crate::kafka_router::Router;
-use crate::serve::{bind, wait_for_stop, RECEIVER_DRAIN, SINK_FLUSH};
+use crate::serve::{bind, stop_api, wait_for_stop, RECEIVER_DRAIN, SINK_FLUSH};
 use crate::{anomaly_task, usage_task, Failure};
 
 /// How long startup keeps trying to reach the brokers before giving up.
@@ -131,20 +131,7 @@ pub(crate) async fn serve(
         Some(process) => stop_process(process).await,
         None => true,
     };
-    api_cancel.cancel();
-    match api_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => warn!(%error, "API server ended with an error."),
-        Err(error) => warn!(%error, "API task failed."),
-    }
-    if flushed {
-        info!("Stopped cleanly.");
-        Ok(())
-    } else {
-        Err(Failure::Runtime(anyhow!(
-            "storage flush timed out at shutdown"
-        )))
-    }
+    stop_api(api_cancel, api_task, flushed).await
 }
 
 /// Retries `connect` until it succeeds or [`CONNECT_PATIENCE`] runs out.

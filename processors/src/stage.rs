@@ -387,6 +387,40 @@ mod tests {
         }
     }
 
+    /// A running stage around `processor`, fed by `tx`, with what it commits upstream recorded
+    /// in `commits` and its one consumer `out_rx`.
+    fn spawn_stage(
+        processor: Box<dyn Processor>,
+        tick_every: Duration,
+    ) -> (
+        crate::memory_edge::MemorySender,
+        Arc<Mutex<Vec<u64>>>,
+        crate::relay::RelayReceiver,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (tx, rx) = memory_edge("in", 8, Duration::from_secs(1), Duration::from_secs(1));
+        let commits = Arc::new(Mutex::new(Vec::new()));
+        let mut relay = CommitRelay::default();
+        let (out_tx, out_rx) = relay.edge("out", 8);
+        let stage = Stage {
+            id: "test".into(),
+            type_name: "test".into(),
+            processor: Some(processor),
+            input: Box::new(Recording {
+                inner: rx,
+                commits: commits.clone(),
+            }),
+            outputs: vec![Output {
+                consumer: "out".into(),
+                tx: out_tx,
+            }],
+            relay,
+            usage: None,
+            tick_every,
+        };
+        (tx, commits, out_rx, tokio::spawn(stage.run()))
+    }
+
     fn one_row(t: i64) -> RecordBatch {
         batch(&[Row::gauge("m", "s", t, 1.0)])
     }
@@ -403,31 +437,14 @@ mod tests {
     /// the last position is committed only after the consumer stored that and closed.
     #[tokio::test]
     async fn held_state_blocks_commits_and_is_flushed_at_shutdown() {
-        let (tx, rx) = memory_edge("in", 8, Duration::from_secs(1), Duration::from_secs(1));
-        let commits = Arc::new(Mutex::new(Vec::new()));
-        let mut relay = CommitRelay::default();
-        let (out_tx, mut out_rx) = relay.edge("out", 8);
-        let stage = Stage {
-            id: "hold".into(),
-            type_name: "test".into(),
-            processor: Some(Box::new(HoldBack {
+        let (tx, commits, mut out_rx, task) = spawn_stage(
+            Box::new(HoldBack {
                 held: Vec::new(),
                 since: None,
                 release_after: 2,
-            })),
-            input: Box::new(Recording {
-                inner: rx,
-                commits: commits.clone(),
             }),
-            outputs: vec![Output {
-                consumer: "out".into(),
-                tx: out_tx,
-            }],
-            relay,
-            usage: None,
-            tick_every: TICK_EVERY,
-        };
-        let task = tokio::spawn(stage.run());
+            TICK_EVERY,
+        );
 
         tx.send(one_row(1)).await.expect("room");
         let d = recv(&mut out_rx).await;
@@ -482,27 +499,8 @@ mod tests {
     /// token (so has stored them), and the last position once the consumers close.
     #[tokio::test]
     async fn tick_output_is_sent_and_pinned_until_stored() {
-        let (tx, rx) = memory_edge("in", 8, Duration::from_secs(1), Duration::from_secs(1));
-        let commits = Arc::new(Mutex::new(Vec::new()));
-        let mut relay = CommitRelay::default();
-        let (out_tx, mut out_rx) = relay.edge("out", 8);
-        let stage = Stage {
-            id: "tick".into(),
-            type_name: "test".into(),
-            processor: Some(Box::new(TickRelease::default())),
-            input: Box::new(Recording {
-                inner: rx,
-                commits: commits.clone(),
-            }),
-            outputs: vec![Output {
-                consumer: "out".into(),
-                tx: out_tx,
-            }],
-            relay,
-            usage: None,
-            tick_every: Duration::from_millis(20),
-        };
-        let task = tokio::spawn(stage.run());
+        let (tx, commits, mut out_rx, task) =
+            spawn_stage(Box::new(TickRelease::default()), Duration::from_millis(20));
         let last_commit = || commits.lock().expect("lock").last().copied();
 
         tx.send(one_row(1)).await.expect("room");
@@ -546,31 +544,14 @@ mod tests {
     /// even though the consumer had already committed the earlier, empty deliveries.
     #[tokio::test]
     async fn emitted_state_is_pinned_until_stored() {
-        let (tx, rx) = memory_edge("in", 8, Duration::from_secs(1), Duration::from_secs(1));
-        let commits = Arc::new(Mutex::new(Vec::new()));
-        let mut relay = CommitRelay::default();
-        let (out_tx, mut out_rx) = relay.edge("out", 8);
-        let stage = Stage {
-            id: "hold".into(),
-            type_name: "test".into(),
-            processor: Some(Box::new(HoldBack {
+        let (tx, commits, mut out_rx, task) = spawn_stage(
+            Box::new(HoldBack {
                 held: Vec::new(),
                 since: None,
                 release_after: 2,
-            })),
-            input: Box::new(Recording {
-                inner: rx,
-                commits: commits.clone(),
             }),
-            outputs: vec![Output {
-                consumer: "out".into(),
-                tx: out_tx,
-            }],
-            relay,
-            usage: None,
-            tick_every: TICK_EVERY,
-        };
-        let task = tokio::spawn(stage.run());
+            TICK_EVERY,
+        );
         tx.send(one_row(1)).await.expect("room");
         let d = recv(&mut out_rx).await;
         assert_eq!(d.batch.num_rows(), 0, "held back");
