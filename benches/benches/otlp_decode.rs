@@ -1,10 +1,10 @@
-//! OTLP decoding: prost alone (the ceiling), Phoenix's protobuf → Arrow, and Arrow building
-//! from already-parsed messages.
+//! OTLP decoding: prost alone, Phoenix's protobuf → Arrow through prost and through the
+//! zero-copy wire reader, and Arrow building from already-parsed messages.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use phoenix_ingest::{decode as to_arrow, DecodeLimits};
+use phoenix_ingest::{decode as to_arrow, decode_protobuf, DecodeLimits};
 use prost::Message;
 
 fn decode(c: &mut Criterion) {
@@ -26,6 +26,9 @@ fn decode(c: &mut Criterion) {
                 .and_then(|r| to_arrow(&r, &limits).ok())
                 .map(|d| d.accepted)
         })
+    });
+    group.bench_function("wire_to_arrow_1000_gauges", |b| {
+        b.iter(|| decode_protobuf(bytes.as_slice(), &limits).map(|d| d.accepted))
     });
     group.bench_function("arrow_build_only_1000_gauges", |b| {
         b.iter(|| to_arrow(&request, &limits).map(|d| d.accepted))

@@ -43,6 +43,10 @@ pub enum Error {
         /// What the edge said.
         source: EdgeError,
     },
+    /// The protobuf body is not a valid `ExportMetricsServiceRequest` (HTTP 400, gRPC
+    /// INVALID_ARGUMENT; not retryable).
+    #[error("invalid protobuf body: {0}")]
+    InvalidProtobuf(#[from] crate::decode::wire::WireError),
     /// The batch could not be assembled (a bug; HTTP 500, gRPC INTERNAL).
     #[error("cannot build batch: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

@@ -127,6 +127,10 @@ pub(crate) fn status_of(e: Error) -> (RequestReject, Status) {
             RequestReject::BodyTooLarge,
             Status::resource_exhausted(e.to_string()),
         ),
+        Error::InvalidProtobuf(_) => (
+            RequestReject::InvalidBody,
+            Status::invalid_argument(e.to_string()),
+        ),
         _ => (RequestReject::Internal, Status::internal(e.to_string())),
     }
 }

@@ -152,6 +152,11 @@ impl Failure {
                     e.to_string(),
                 )
             },
+            Error::InvalidProtobuf(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                RequestReject::InvalidBody,
+                e.to_string(),
+            ),
             Error::TooLarge { .. } | Error::OverBudget { .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 RequestReject::BodyTooLarge,
@@ -276,13 +281,17 @@ async fn handle(
     charge
         .anticipate(data.len().saturating_mul(ADMIT_FACTOR))
         .map_err(|e| Failure::export(rx.budget_error(e)))?;
-    let req = parse(format, &data)?;
-    // The message holds its own copies; the charge is set to the message and batch next.
-    drop(data);
-    let outcome = rx
-        .export(Protocol::Http, &req, &charge)
-        .await
-        .map_err(Failure::export)?;
+    let outcome = match format {
+        // Read in place: the body stands for the message in the charge.
+        Format::Protobuf => rx.export_protobuf(Protocol::Http, &data, &charge).await,
+        Format::Json => {
+            let req = parse_json(&data)?;
+            // The message holds its own copies; the charge is set to the message and batch next.
+            drop(data);
+            rx.export(Protocol::Http, &req, &charge).await
+        }
+    }
+    .map_err(Failure::export)?;
     Ok(success(format, &outcome.response()))
 }
 
@@ -295,15 +304,14 @@ fn inflate(
     gunzip_limited(&raw, max, reserve).map(Into::into)
 }
 
-fn parse(format: Format, data: &[u8]) -> std::result::Result<ExportMetricsServiceRequest, Failure> {
-    let invalid = |m: String| Failure::new(StatusCode::BAD_REQUEST, RequestReject::InvalidBody, m);
-    match format {
-        Format::Protobuf => ExportMetricsServiceRequest::decode(data)
-            .map_err(|e| invalid(format!("invalid protobuf body: {e}"))),
-        Format::Json => {
-            serde_json::from_slice(data).map_err(|e| invalid(format!("invalid JSON body: {e}")))
-        }
-    }
+fn parse_json(data: &[u8]) -> std::result::Result<ExportMetricsServiceRequest, Failure> {
+    serde_json::from_slice(data).map_err(|e| {
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            RequestReject::InvalidBody,
+            format!("invalid JSON body: {e}"),
+        )
+    })
 }
 
 fn success(format: Format, resp: &ExportMetricsServiceResponse) -> Response {

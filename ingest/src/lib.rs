@@ -18,7 +18,10 @@ pub mod metrics;
 mod receiver;
 
 pub use budget::{BudgetError, Charge, MemoryBudget};
-pub use decode::{decode, decode_at, DecodeLimits, Decoded, Reason, RejectCounts};
+pub use decode::{
+    decode, decode_at, decode_protobuf, decode_protobuf_at, DecodeLimits, Decoded, Reason,
+    RejectCounts,
+};
 pub use error::{Error, Result};
 pub use grpc::serve_grpc;
 pub use http::{http_router, serve_http};

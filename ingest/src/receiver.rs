@@ -14,7 +14,9 @@ use phoenix_model::config::IngestConfig;
 use phoenix_model::{EdgeError, EdgeSender};
 
 use crate::budget::{BudgetError, Charge, MemoryBudget};
-use crate::decode::{decode_reserving, now_unix_nanos, DecodeLimits};
+use crate::decode::{
+    decode_protobuf_reserving, decode_reserving, now_unix_nanos, DecodeLimits, Decoded,
+};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Protocol};
 
@@ -152,7 +154,28 @@ impl Receiver {
         charge: &Charge,
     ) -> Result<ExportOutcome> {
         let reserve = |bytes| charge.resize(bytes).map_err(|e| self.budget_error(e));
-        let mut decoded = decode_reserving(req, &self.limits, now_unix_nanos(), reserve)?;
+        let decoded = decode_reserving(req, &self.limits, now_unix_nanos(), reserve)?;
+        self.send(protocol, decoded).await
+    }
+
+    /// [`Receiver::export`] of a serialized request (an OTLP protobuf body), decoded in place;
+    /// the body stands for the parsed message in the charge.
+    ///
+    /// # Errors
+    /// As [`Receiver::export`], and [`Error::InvalidProtobuf`] when `body` does not decode.
+    pub async fn export_protobuf(
+        &self,
+        protocol: Protocol,
+        body: &[u8],
+        charge: &Charge,
+    ) -> Result<ExportOutcome> {
+        let reserve = |bytes| charge.resize(bytes).map_err(|e| self.budget_error(e));
+        let decoded = decode_protobuf_reserving(body, &self.limits, now_unix_nanos(), reserve)?;
+        self.send(protocol, decoded).await
+    }
+
+    /// Hands the accepted points of `decoded` to the edge and builds the outcome.
+    async fn send(&self, protocol: Protocol, mut decoded: Decoded) -> Result<ExportOutcome> {
         let batch = decoded.batch.take();
         let sent = match batch {
             Some(batch) => self.edge.send(batch).await,

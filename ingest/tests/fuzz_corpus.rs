@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::Array;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use phoenix_ingest::decode::decode_reserving;
+use phoenix_ingest::decode::{decode_protobuf_reserving, decode_reserving};
 use phoenix_ingest::{DecodeLimits, Error};
 use phoenix_model::config::IngestConfig;
 use phoenix_model::Config;
@@ -104,6 +104,50 @@ fn otlp_protobuf_corpus() {
         }
     }
     assert!(accepted > 0 && rejected > 0, "{accepted} / {rejected}");
+}
+
+/// Every protobuf seed and regression through the zero-copy bytes path: prost refuses the
+/// bytes ⇔ the bytes path does, otherwise both give the same batch and counts, and the batch
+/// fits the memory the bytes path reserved.
+#[test]
+fn otlp_protobuf_corpus_bytes_path() {
+    let files = inputs("otlp_protobuf");
+    let mut compared = 0;
+    for path in &files {
+        let data = std::fs::read(path).expect("read");
+        let mut reserved = 0;
+        let reserve = |n: usize| {
+            reserved = reserved.max(n);
+            Ok(())
+        };
+        let wire = decode_protobuf_reserving(&data, &limits(), NOW, reserve);
+        match ExportMetricsServiceRequest::decode(&data[..]) {
+            Err(_) => assert!(
+                matches!(wire, Err(Error::InvalidProtobuf(_))),
+                "{path:?}: prost refused it, the bytes path did not"
+            ),
+            Ok(req) => match (wire, decode_reserving(&req, &limits(), NOW, |_| Ok(()))) {
+                (Ok(w), Ok(p)) => {
+                    if let Some(b) = &w.batch {
+                        let memory = b.get_array_memory_size();
+                        assert!(memory <= reserved, "{path:?}: {memory} > {reserved}");
+                    }
+                    assert_eq!(w.batch, p.batch, "{path:?}");
+                    assert_eq!(
+                        (w.accepted, w.rejected, w.rejections, w.first_error),
+                        (p.accepted, p.rejected, p.rejections, p.first_error),
+                        "{path:?}"
+                    );
+                    assert_eq!(w.exemplars_dropped, p.exemplars_dropped, "{path:?}");
+                    assert_eq!(w.metrics_without_data, p.metrics_without_data, "{path:?}");
+                    compared += 1;
+                }
+                (Err(Error::TooLarge { .. }), Err(Error::TooLarge { .. })) => {}
+                (w, p) => panic!("{path:?}: bytes path {w:?} vs prost path {p:?}"),
+            },
+        }
+    }
+    assert!(compared >= 5, "{compared}");
 }
 
 /// Every JSON seed and regression decodes cleanly; the seeds accept and reject points.

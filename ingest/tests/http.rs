@@ -174,6 +174,21 @@ async fn truncated_protobuf_is_400() {
     s.stop().await;
 }
 
+/// A protobuf body with an unknown field, sent twice concatenated (protobuf merge: repeated
+/// fields concatenate), is read in place like prost would: 200 and every point of both copies.
+#[tokio::test]
+async fn protobuf_unknown_fields_and_concatenation() {
+    let s = start(false, config(1 << 20)).await;
+    let one = good_request().encode_to_vec();
+    // Field 99, varint 1: unknown to ExportMetricsServiceRequest.
+    let body = [one.clone(), vec![0x98, 0x06, 0x01], one].concat();
+    let resp = post(&s, PB, None, body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(pb_response(resp).await.partial_success, None);
+    assert_eq!(s.edge.rows(), 6);
+    s.stop().await;
+}
+
 /// An unknown content type or content encoding is 415 with a JSON body.
 #[tokio::test]
 async fn unsupported_media_is_415() {

@@ -4,9 +4,10 @@
 use arrow::array::Array;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use phoenix_ingest::decode::decode_reserving;
+use phoenix_ingest::decode::{decode_protobuf_reserving, decode_reserving};
 use phoenix_ingest::{DecodeLimits, Error};
 use phoenix_model::config::IngestConfig;
+use prost::Message;
 
 /// The decoder's clock: just after the seeds' timestamps (1.7e18 ns, November 2023), so the
 /// time window accepts them and inputs can step over either edge.
@@ -71,5 +72,49 @@ pub fn check_request(req: &ExportMetricsServiceRequest) {
         // The only clean error for a parsed request: it would decode too large.
         Err(Error::TooLarge { .. }) => {}
         Err(e) => panic!("unexpected decode error: {e}"),
+    }
+}
+
+/// Decodes protobuf `data` through the zero-copy bytes path and through prost: prost refuses
+/// it ⇔ the bytes path does; otherwise [`check_request`] holds and both outcomes are equal.
+pub fn check_protobuf(data: &[u8]) {
+    let mut reserved = 0;
+    let reserve = |n: usize| {
+        reserved = reserved.max(n);
+        Ok(())
+    };
+    let wire = decode_protobuf_reserving(data, &limits(), NOW, reserve);
+    let Ok(req) = ExportMetricsServiceRequest::decode(data) else {
+        assert!(
+            matches!(wire, Err(Error::InvalidProtobuf(_))),
+            "prost refused the bytes, the bytes path did not"
+        );
+        return;
+    };
+    check_request(&req);
+    match (wire, decode_reserving(&req, &limits(), NOW, |_| Ok(()))) {
+        (Ok(w), Ok(p)) => {
+            if let Some(b) = &w.batch {
+                let memory = b.get_array_memory_size();
+                assert!(
+                    memory <= reserved,
+                    "batch of {memory} bytes, {reserved} reserved"
+                );
+            }
+            assert_eq!(w.batch, p.batch, "same batch");
+            assert_eq!(
+                (w.accepted, w.rejected, w.rejections, w.first_error),
+                (p.accepted, p.rejected, p.rejections, p.first_error),
+                "same counts"
+            );
+            assert_eq!(w.exemplars_dropped, p.exemplars_dropped);
+            assert_eq!(w.metrics_without_data, p.metrics_without_data);
+        }
+        (Err(Error::TooLarge { .. }), Err(Error::TooLarge { .. })) => {}
+        (w, p) => panic!(
+            "bytes path {:?} vs prost path {:?}",
+            w.map(|d| d.accepted),
+            p.map(|d| d.accepted)
+        ),
     }
 }

@@ -12,17 +12,17 @@
 use std::fmt::{self, Write};
 
 use arrow::array::{MapBuilder, StringArray, StringBuilder};
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 
 use super::reason::Reason;
 use super::series_id::pair_hash;
+use super::view::{Attr, Nested, Val};
 use super::DecodeLimits;
 
 /// Where an attribute's rendered value lives.
 #[derive(Debug, Clone, Copy)]
-enum Slot {
+enum Slot<'r> {
     /// The attribute's own string value.
-    Str,
+    Str(&'r str),
     /// No value: a null map value.
     Null,
     /// `buf[start..end]`.
@@ -32,41 +32,41 @@ enum Slot {
 /// One validated, rendered and hashed attribute list, reusing its buffers across lists.
 #[derive(Debug, Default)]
 pub(crate) struct RenderedAttrs<'r> {
-    attrs: &'r [KeyValue],
+    /// Keys and where their values are.
+    entries: Vec<(&'r str, Slot<'r>)>,
     buf: String,
-    slots: Vec<Slot>,
     hash: u64,
 }
 
 impl<'r> RenderedAttrs<'r> {
-    /// Validates `attrs` against `limits`, renders non-string values and sums their pair
-    /// hashes under `seed`. On error the list is left empty.
-    pub(crate) fn load(
+    /// Validates the `len` attributes `attrs` against `limits`, renders non-string values and
+    /// sums their pair hashes under `seed`. On error the list is left empty.
+    pub(crate) fn load<N: Nested<'r>>(
         &mut self,
-        attrs: &'r [KeyValue],
+        attrs: impl Iterator<Item = Attr<'r, N>>,
+        len: usize,
         seed: u64,
         limits: &DecodeLimits,
     ) -> Result<(), Reason> {
-        self.attrs = &[];
+        self.entries.clear();
         self.buf.clear();
-        self.slots.clear();
         self.hash = 0;
-        if attrs.len() > limits.max_attributes {
+        if len > limits.max_attributes {
             return Err(Reason::TooManyAttributes);
         }
         let max = limits.max_attribute_value_bytes;
         let mut hash = 0u64;
-        for kv in attrs {
-            if kv.key.len() > max {
+        for (key, value) in attrs {
+            if key.len() > max {
                 return self.fail(Reason::AttributeTooLarge);
             }
-            let (slot, value) = match value_of(kv) {
+            let (slot, value) = match value {
                 None => (Slot::Null, None),
-                Some(Value::StringValue(s)) => {
+                Some(Val::Str(s)) => {
                     if s.len() > max {
                         return self.fail(Reason::AttributeTooLarge);
                     }
-                    (Slot::Str, Some(s.as_str()))
+                    (Slot::Str(s), Some(s))
                 }
                 Some(v) => {
                     let start = self.buf.len();
@@ -80,41 +80,41 @@ impl<'r> RenderedAttrs<'r> {
                         return self.fail(Reason::AttributeTooLarge);
                     }
                     let end = self.buf.len();
-                    (Slot::Rendered(start, end), Some(&self.buf[start..end]))
+                    (Slot::Rendered(start, end), self.buf.get(start..end))
                 }
             };
-            hash = hash.wrapping_add(pair_hash(seed, &kv.key, value));
-            self.slots.push(slot);
+            hash = hash.wrapping_add(pair_hash(seed, key, value));
+            self.entries.push((key, slot));
         }
-        self.attrs = attrs;
         self.hash = hash;
         Ok(())
     }
 
     fn fail(&mut self, reason: Reason) -> Result<(), Reason> {
         self.buf.clear();
-        self.slots.clear();
+        self.entries.clear();
         Err(reason)
     }
 
     /// Bytes of keys and rendered values (what the list adds to a map column).
     pub(crate) fn bytes(&self) -> usize {
-        let keys: usize = self.attrs.iter().map(|kv| kv.key.len()).sum();
-        let strings: usize = self
-            .attrs
+        let own: usize = self
+            .entries
             .iter()
-            .zip(&self.slots)
-            .map(|(kv, slot)| match (slot, value_of(kv)) {
-                (Slot::Str, Some(Value::StringValue(s))) => s.len(),
-                _ => 0,
+            .map(|(k, slot)| {
+                k.len()
+                    + match slot {
+                        Slot::Str(s) => s.len(),
+                        _ => 0,
+                    }
             })
             .sum();
-        keys + strings + self.buf.len()
+        own + self.buf.len()
     }
 
     /// Number of entries.
     pub(crate) fn entries(&self) -> usize {
-        self.attrs.len()
+        self.entries.len()
     }
 
     /// Sum of the pair hashes (step 3 of the series-id recipe).
@@ -125,34 +125,31 @@ impl<'r> RenderedAttrs<'r> {
     /// Number of attributes.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.entries.len()
     }
 
     /// Rendered value of the first attribute named `key`.
     pub(crate) fn find(&self, key: &str) -> Option<&str> {
-        let i = self.attrs.iter().position(|kv| kv.key == key)?;
-        self.value(i)
+        let (_, slot) = self.entries.iter().find(|(k, _)| *k == key)?;
+        self.value(*slot)
     }
 
-    fn value(&self, i: usize) -> Option<&str> {
-        match self.slots.get(i)? {
+    fn value(&self, slot: Slot<'r>) -> Option<&str> {
+        match slot {
             Slot::Null => None,
-            Slot::Str => match self.attrs.get(i).and_then(value_of) {
-                Some(Value::StringValue(s)) => Some(s.as_str()),
-                _ => None,
-            },
-            Slot::Rendered(s, e) => self.buf.get(*s..*e),
+            Slot::Str(s) => Some(s),
+            Slot::Rendered(s, e) => self.buf.get(s..e),
         }
     }
 
     /// The list as `(keys, values)` arrays, for appending the same list to many rows.
     pub(crate) fn to_arrays(&self) -> (StringArray, StringArray) {
-        let bytes = self.buf.len() + self.attrs.iter().map(|kv| kv.key.len()).sum::<usize>();
-        let mut keys = StringBuilder::with_capacity(self.attrs.len(), bytes);
-        let mut values = StringBuilder::with_capacity(self.attrs.len(), bytes);
-        for (i, kv) in self.attrs.iter().enumerate() {
-            keys.append_value(&kv.key);
-            values.append_option(self.value(i));
+        let bytes = self.bytes();
+        let mut keys = StringBuilder::with_capacity(self.entries.len(), bytes);
+        let mut values = StringBuilder::with_capacity(self.entries.len(), bytes);
+        for (k, slot) in &self.entries {
+            keys.append_value(k);
+            values.append_option(self.value(*slot));
         }
         (keys.finish(), values.finish())
     }
@@ -163,16 +160,12 @@ impl<'r> RenderedAttrs<'r> {
         map: &mut MapBuilder<StringBuilder, StringBuilder>,
     ) -> Result<(), arrow::error::ArrowError> {
         let (keys, values) = map.entries();
-        for (i, kv) in self.attrs.iter().enumerate() {
-            keys.append_value(&kv.key);
-            values.append_option(self.value(i));
+        for (k, slot) in &self.entries {
+            keys.append_value(k);
+            values.append_option(self.value(*slot));
         }
         map.append(true)
     }
-}
-
-fn value_of(kv: &KeyValue) -> Option<&Value> {
-    kv.value.as_ref().and_then(|v| v.value.as_ref())
 }
 
 /// A writer that fails once more than `left` bytes would be written through it.
@@ -200,7 +193,7 @@ impl Write for Count {
 
 /// Length of the rendering of `v`, or `None` when it is longer than `max` (counting stops
 /// there).
-pub(crate) fn rendered_len(v: &Value, max: usize) -> Option<usize> {
+pub(crate) fn rendered_len<'a, N: Nested<'a>>(v: Val<'a, N>, max: usize) -> Option<usize> {
     let mut count = Count(0);
     let mut capped = Capped {
         out: &mut count,
@@ -211,56 +204,51 @@ pub(crate) fn rendered_len(v: &Value, max: usize) -> Option<usize> {
 }
 
 /// Renders a top-level attribute value (see the module doc).
-pub(crate) fn render<W: Write>(out: &mut W, v: &Value) -> fmt::Result {
+pub(crate) fn render<'a, W: Write, N: Nested<'a>>(out: &mut W, v: Val<'a, N>) -> fmt::Result {
     match v {
-        Value::StringValue(s) => out.write_str(s),
-        Value::BoolValue(b) => out.write_str(if *b { "true" } else { "false" }),
-        Value::IntValue(i) => write!(out, "{i}"),
-        Value::DoubleValue(d) => write!(out, "{d}"),
-        Value::BytesValue(b) => base64(out, b),
+        Val::Str(s) => out.write_str(s),
+        Val::Bool(b) => out.write_str(if b { "true" } else { "false" }),
+        Val::Int(i) => write!(out, "{i}"),
+        Val::Double(d) => write!(out, "{d}"),
+        Val::Bytes(b) => base64(out, b),
         // Only meaningful against a profiles dictionary; keep the index visible.
-        Value::StringValueStrindex(i) => write!(out, "{i}"),
-        Value::ArrayValue(_) | Value::KvlistValue(_) => json(out, Some(v)),
+        Val::Strindex(i) => write!(out, "{i}"),
+        Val::Array(_) | Val::Kvlist(_) => json(out, Some(v)),
     }
 }
 
 /// Renders a value as JSON.
-fn json<W: Write>(out: &mut W, v: Option<&Value>) -> fmt::Result {
+fn json<'a, W: Write, N: Nested<'a>>(out: &mut W, v: Option<Val<'a, N>>) -> fmt::Result {
     match v {
         None => out.write_str("null"),
-        Some(Value::StringValue(s)) => json_str(out, s),
-        Some(Value::BoolValue(_) | Value::IntValue(_) | Value::StringValueStrindex(_)) => {
-            v.map_or(Ok(()), |v| render(out, v))
-        }
-        Some(Value::DoubleValue(d)) if d.is_finite() => write!(out, "{d}"),
-        Some(Value::DoubleValue(d)) => write!(out, "\"{d}\""),
-        Some(Value::BytesValue(b)) => {
+        Some(Val::Str(s)) => json_str(out, s),
+        Some(v @ (Val::Bool(_) | Val::Int(_) | Val::Strindex(_))) => render(out, v),
+        Some(Val::Double(d)) if d.is_finite() => write!(out, "{d}"),
+        Some(Val::Double(d)) => write!(out, "\"{d}\""),
+        Some(Val::Bytes(b)) => {
             out.write_char('"')?;
             base64(out, b)?;
             out.write_char('"')
         }
-        Some(Value::ArrayValue(a)) => {
+        Some(Val::Array(a)) => {
             out.write_char('[')?;
-            for (i, item) in a.values.iter().enumerate() {
+            for (i, item) in a.array().enumerate() {
                 if i > 0 {
                     out.write_char(',')?;
                 }
-                json(out, item.value.as_ref())?;
+                json(out, item)?;
             }
             out.write_char(']')
         }
-        Some(Value::KvlistValue(l)) => {
+        Some(Val::Kvlist(l)) => {
             out.write_char('{')?;
-            for (i, kv) in l.values.iter().enumerate() {
+            for (i, (key, value)) in l.kvlist().enumerate() {
                 if i > 0 {
                     out.write_char(',')?;
                 }
-                json_str(out, &kv.key)?;
+                json_str(out, key)?;
                 out.write_char(':')?;
-                json(
-                    out,
-                    kv.value.as_ref().and_then(|v: &AnyValue| v.value.as_ref()),
-                )?;
+                json(out, value)?;
             }
             out.write_char('}')
         }
@@ -324,8 +312,11 @@ fn base64<W: Write>(out: &mut W, data: &[u8]) -> fmt::Result {
 
 #[cfg(test)]
 mod tests {
+    use super::super::prost_view::{attrs as view, val};
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::common::v1::{
+        any_value::Value, AnyValue, ArrayValue, KeyValue, KeyValueList,
+    };
 
     fn any(v: Value) -> AnyValue {
         AnyValue { value: Some(v) }
@@ -339,9 +330,15 @@ mod tests {
         }
     }
 
+    fn len_of(v: Value, max: usize) -> Option<usize> {
+        let v = any(v);
+        rendered_len(val(&v).expect("a value"), max)
+    }
+
     fn rendered(v: Value) -> String {
         let mut s = String::new();
-        render(&mut s, &v).expect("render");
+        let v = any(v);
+        render(&mut s, val(&v).expect("a value")).expect("render");
         s
     }
 
@@ -420,7 +417,8 @@ mod tests {
             },
         ];
         let mut r = RenderedAttrs::default();
-        r.load(&attrs, 1, &limits).expect("valid");
+        r.load(view(&attrs), attrs.len(), 1, &limits)
+            .expect("valid");
         assert_eq!(r.len(), 3);
         assert_eq!(r.find("a"), Some("xy"));
         assert_eq!(r.find("b"), Some("1234"));
@@ -429,22 +427,22 @@ mod tests {
 
         let too_many = vec![attrs[0].clone(); 4];
         assert_eq!(
-            r.load(&too_many, 1, &limits),
+            r.load(view(&too_many), too_many.len(), 1, &limits),
             Err(Reason::TooManyAttributes)
         );
         let long_str = vec![kv("a", Value::StringValue("12345".into()))];
         assert_eq!(
-            r.load(&long_str, 1, &limits),
+            r.load(view(&long_str), long_str.len(), 1, &limits),
             Err(Reason::AttributeTooLarge)
         );
         let long_int = vec![kv("a", Value::IntValue(12345))];
         assert_eq!(
-            r.load(&long_int, 1, &limits),
+            r.load(view(&long_int), long_int.len(), 1, &limits),
             Err(Reason::AttributeTooLarge)
         );
         let long_key = vec![kv("abcde", Value::BoolValue(true))];
         assert_eq!(
-            r.load(&long_key, 1, &limits),
+            r.load(view(&long_key), long_key.len(), 1, &limits),
             Err(Reason::AttributeTooLarge)
         );
         assert_eq!(r.len(), 0);
@@ -467,11 +465,14 @@ mod tests {
         });
         let attrs = vec![kv("a", huge.clone())];
         let mut r = RenderedAttrs::default();
-        assert_eq!(r.load(&attrs, 1, &limits), Err(Reason::AttributeTooLarge));
+        assert_eq!(
+            r.load(view(&attrs), attrs.len(), 1, &limits),
+            Err(Reason::AttributeTooLarge)
+        );
         assert!(r.buf.capacity() <= 4096, "{}", r.buf.capacity());
-        assert_eq!(rendered_len(&huge, 1000), None);
-        assert_eq!(rendered_len(&Value::DoubleValue(f64::MAX), 1000), Some(309));
-        assert_eq!(rendered_len(&Value::IntValue(-12), 2), None);
-        assert_eq!(rendered_len(&Value::IntValue(-12), 3), Some(3));
+        assert_eq!(len_of(huge, 1000), None);
+        assert_eq!(len_of(Value::DoubleValue(f64::MAX), 1000), Some(309));
+        assert_eq!(len_of(Value::IntValue(-12), 2), None);
+        assert_eq!(len_of(Value::IntValue(-12), 3), Some(3));
     }
 }

@@ -12,15 +12,12 @@ use arrow::array::{
 };
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point::Buckets, ExponentialHistogramDataPoint, HistogramDataPoint,
-    SummaryDataPoint,
-};
 use phoenix_model::metrics_schema;
 
 use super::attributes::RenderedAttrs;
 use super::capacity::Capacity;
 use super::validate::finite;
+use super::view::{ExpPoint, HistogramPoint, SummaryPoint, View};
 
 /// Per-row fields shared by every metric kind.
 pub(crate) struct Common<'a> {
@@ -49,26 +46,25 @@ pub(crate) struct Common<'a> {
 }
 
 /// The kind-specific part of a row (already validated).
-pub(crate) enum Values<'a> {
+pub(crate) enum Values<'p, 'a, F: View<'a>> {
     /// Gauge or sum value.
     Number(Option<f64>),
     /// Explicit-bucket histogram.
-    Histogram(&'a HistogramDataPoint),
+    Histogram(&'p HistogramPoint<'a, F>),
     /// Exponential histogram.
-    Exponential(&'a ExponentialHistogramDataPoint),
+    Exponential(&'p ExpPoint<'a, F>),
     /// Summary.
-    Summary(&'a SummaryDataPoint),
+    Summary(&'p SummaryPoint<'a, F>),
 }
 
-impl Values<'_> {
+impl<'a, F: View<'a>> Values<'_, 'a, F> {
     /// List items the row appends (bounds, bucket counts, quantiles).
     pub(crate) fn list_items(&self) -> usize {
-        let len = |b: &Option<Buckets>| b.as_ref().map_or(0, |b| b.bucket_counts.len());
         match self {
             Values::Number(_) => 0,
-            Values::Histogram(p) => p.explicit_bounds.len() + p.bucket_counts.len(),
-            Values::Exponential(p) => len(&p.positive) + len(&p.negative),
-            Values::Summary(p) => 2 * p.quantile_values.len(),
+            Values::Histogram(p) => p.bounds.clone().count() + p.buckets.clone().count(),
+            Values::Exponential(p) => p.positive.clone().count() + p.negative.clone().count(),
+            Values::Summary(p) => 2 * p.quantiles.clone().count(),
         }
     }
 }
@@ -206,12 +202,12 @@ impl Columns {
     }
 
     /// Appends one row.
-    pub(crate) fn append(
+    pub(crate) fn append<'a, F: View<'a>>(
         &mut self,
         c: &Common<'_>,
         resource: &ResourceMap,
         attributes: &RenderedAttrs<'_>,
-        values: Values<'_>,
+        values: Values<'_, 'a, F>,
     ) -> Result<(), ArrowError> {
         self.time.append_value(c.time);
         self.start_time.append_option(c.start_time);
@@ -306,40 +302,40 @@ impl Columns {
         self.max.append_option(max);
     }
 
-    fn explicit(&mut self, p: &HistogramDataPoint) {
+    fn explicit<'a, F: View<'a>>(&mut self, p: &HistogramPoint<'a, F>) {
         self.flush(Group::Explicit);
-        self.bounds.values().append_slice(&p.explicit_bounds);
+        self.bounds.values().extend(p.bounds.clone().map(Some));
         self.bounds.append(true);
-        self.bucket_counts.values().append_slice(&p.bucket_counts);
+        self.bucket_counts
+            .values()
+            .extend(p.buckets.clone().map(Some));
         self.bucket_counts.append(true);
     }
 
-    fn exponential(&mut self, p: &ExponentialHistogramDataPoint) {
-        fn buckets(b: &Option<Buckets>) -> (i32, &[u64]) {
-            b.as_ref()
-                .map_or((0, &[][..]), |b| (b.offset, b.bucket_counts.as_slice()))
-        }
+    fn exponential<'a, F: View<'a>>(&mut self, p: &ExpPoint<'a, F>) {
         self.flush(Group::Exponential);
         self.exp_scale.append_value(p.scale);
         self.exp_zero_count.append_value(p.zero_count);
         self.exp_zero_threshold
             .append_option(finite(Some(p.zero_threshold)));
         // An absent Buckets message means offset 0 and no buckets (proto3 defaults).
-        let (off, counts) = buckets(&p.positive);
-        self.exp_positive_offset.append_value(off);
-        self.exp_positive_counts.values().append_slice(counts);
+        self.exp_positive_offset.append_value(p.positive_offset);
+        self.exp_positive_counts
+            .values()
+            .extend(p.positive.clone().map(Some));
         self.exp_positive_counts.append(true);
-        let (off, counts) = buckets(&p.negative);
-        self.exp_negative_offset.append_value(off);
-        self.exp_negative_counts.values().append_slice(counts);
+        self.exp_negative_offset.append_value(p.negative_offset);
+        self.exp_negative_counts
+            .values()
+            .extend(p.negative.clone().map(Some));
         self.exp_negative_counts.append(true);
     }
 
-    fn summary(&mut self, p: &SummaryDataPoint) {
+    fn summary<'a, F: View<'a>>(&mut self, p: &SummaryPoint<'a, F>) {
         self.flush(Group::Summary);
-        for q in &p.quantile_values {
-            self.quantiles.values().append_value(q.quantile);
-            self.quantile_values.values().append_value(q.value);
+        for (q, v) in p.quantiles.clone() {
+            self.quantiles.values().append_value(q);
+            self.quantile_values.values().append_value(v);
         }
         self.quantiles.append(true);
         self.quantile_values.append(true);

@@ -3,17 +3,17 @@
 
 use std::mem::size_of;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, summary_data_point::ValueAtQuantile, Exemplar, ExponentialHistogramDataPoint,
-    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, SummaryDataPoint,
+    summary_data_point::ValueAtQuantile, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
+    NumberDataPoint, ResourceMetrics, ScopeMetrics, SummaryDataPoint,
 };
 
 use super::attributes::rendered_len;
+use super::view::{Attr, Base, Data, Nested, Val, View};
 
 /// Guess for the rendered size of a non-string datapoint attribute value.
-const NON_STRING_GUESS: usize = 16;
+pub(crate) const NON_STRING_GUESS: usize = 16;
 /// Fixed per-row bytes of the non-string columns (timestamps, numbers, offsets, validity).
 pub(crate) const FIXED_ROW_BYTES: usize = 160;
 /// Offset bytes of one map entry (key and value offsets).
@@ -62,13 +62,12 @@ pub(crate) fn memory_for(message: usize, batch: usize) -> usize {
 }
 
 /// Key and value bytes of a datapoint's attributes (non-string values guessed).
-fn attr_bytes(attrs: &[KeyValue]) -> usize {
+pub(crate) fn attr_bytes<'a, N: Nested<'a>>(attrs: impl Iterator<Item = Attr<'a, N>>) -> usize {
     attrs
-        .iter()
-        .map(|kv| {
-            kv.key.len()
-                + match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                    Some(Value::StringValue(s)) => s.len(),
+        .map(|(key, value)| {
+            key.len()
+                + match value {
+                    Some(Val::Str(s)) => s.len(),
                     _ => NON_STRING_GUESS,
                 }
         })
@@ -78,111 +77,111 @@ fn attr_bytes(attrs: &[KeyValue]) -> usize {
 /// Key and rendered value bytes of a resource's attributes, exact: they repeat on every row of
 /// the resource, so a guess could be off by the row count. Rendering stops at `max` per value
 /// (such a resource rejects all its points anyway).
-fn resource_bytes(attrs: &[KeyValue], max: usize) -> usize {
+fn resource_bytes<'a, N: Nested<'a>>(
+    attrs: impl Iterator<Item = Attr<'a, N>>,
+    max: usize,
+) -> usize {
     attrs
-        .iter()
-        .map(|kv| {
-            kv.key.len()
-                + match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        .map(|(key, value)| {
+            key.len()
+                + match value {
                     None => 0,
-                    Some(Value::StringValue(s)) => s.len(),
+                    Some(Val::Str(s)) => s.len(),
                     Some(v) => rendered_len(v, max).unwrap_or(max),
                 }
         })
         .sum()
 }
 
-/// Parsed size of an attribute list: the `KeyValue`s and their strings.
-fn attrs_message_bytes(attrs: &[KeyValue], bytes: usize) -> usize {
-    std::mem::size_of_val(attrs) + bytes
+/// Parsed size of an attribute list of `len` entries: the `KeyValue`s and their strings.
+fn attrs_message_bytes(len: usize, bytes: usize) -> usize {
+    len * size_of::<KeyValue>() + bytes
 }
 
 impl Capacity {
-    /// Counts `req`; `max_value` is the attribute value limit (bounds resource rendering).
-    pub(crate) fn of(req: &ExportMetricsServiceRequest, max_value: usize) -> Self {
+    /// Counts a request's `resources`; `max_value` is the attribute value limit (bounds
+    /// resource rendering). The parsed message size is counted only for owned views.
+    pub(crate) fn of<'a, F: View<'a>>(resources: F::Resources, max_value: usize) -> Self {
         let mut c = Capacity::default();
-        for rm in &req.resource_metrics {
-            let res: &[KeyValue] = rm.resource.as_ref().map_or(&[], |r| &r.attributes);
-            let res_bytes = resource_bytes(res, max_value);
-            c.message_bytes += size_of::<ResourceMetrics>() + attrs_message_bytes(res, res_bytes);
+        for rm in resources {
+            let res_len = rm.attrs.clone().count();
+            let res_bytes = resource_bytes(rm.attrs, max_value);
+            if F::OWNED {
+                c.message_bytes +=
+                    size_of::<ResourceMetrics>() + attrs_message_bytes(res_len, res_bytes);
+            }
             // `service` repeats a resource value; bound it by the resource bytes.
             let per_row_text = res_bytes.min(64);
             let rows_before = c.rows;
-            for sm in &rm.scope_metrics {
-                let scope = sm.scope.as_ref().map_or(0, |s| s.name.len());
-                c.message_bytes += size_of::<ScopeMetrics>() + scope;
-                for m in &sm.metrics {
+            for sm in rm.scopes {
+                let scope = sm.name.len();
+                if F::OWNED {
+                    c.message_bytes += size_of::<ScopeMetrics>() + scope;
+                }
+                for m in sm.metrics {
                     let rows_before_metric = c.rows;
-                    c.message_bytes +=
-                        size_of::<Metric>() + m.name.len() + m.unit.len() + m.description.len();
-                    c.count_points(m.data.as_ref());
+                    if F::OWNED {
+                        c.message_bytes +=
+                            size_of::<Metric>() + m.name.len() + m.unit.len() + m.description_len;
+                    }
+                    c.count_points::<F>(m.data);
                     let n = c.rows - rows_before_metric;
                     c.text_bytes += n * (m.name.len() + m.unit.len() + scope + per_row_text);
                 }
             }
             let n = c.rows - rows_before;
-            c.resource_entries += n * res.len();
+            c.resource_entries += n * res_len;
             c.resource_bytes += n * res_bytes;
         }
         c
     }
 
-    /// Counts one datapoint of type `P` with `attrs` and `exemplars`.
-    fn add_point<P>(&mut self, attrs: &[KeyValue], exemplars: &[Exemplar]) {
-        let bytes = attr_bytes(attrs);
+    /// Counts one datapoint of (prost) type `P`.
+    fn add_point<'a, P, F: View<'a>>(&mut self, base: Base<'a, F>) {
+        let len = base.attrs_len;
+        let bytes = F::attr_bytes(base.attrs);
         self.rows += 1;
-        self.attr_entries += attrs.len();
+        self.attr_entries += len;
         self.attr_bytes += bytes;
-        let exemplar_bytes: usize = exemplars
-            .iter()
-            .map(|e| {
-                size_of::<Exemplar>()
-                    + e.span_id.len()
-                    + e.trace_id.len()
-                    + attrs_message_bytes(
-                        &e.filtered_attributes,
-                        attr_bytes(&e.filtered_attributes),
-                    )
-            })
-            .sum();
-        self.message_bytes += size_of::<P>() + attrs_message_bytes(attrs, bytes) + exemplar_bytes;
+        if F::OWNED {
+            let exemplar_bytes: usize = base.exemplars.sum();
+            self.message_bytes += size_of::<P>() + attrs_message_bytes(len, bytes) + exemplar_bytes;
+        }
     }
 
-    fn count_points(&mut self, data: Option<&Data>) {
+    fn count_points<'a, F: View<'a>>(&mut self, data: Option<Data<'a, F>>) {
+        let own = usize::from(F::OWNED);
         match data {
             None => {}
-            Some(Data::Gauge(g)) => g
-                .data_points
-                .iter()
-                .for_each(|p| self.add_point::<NumberDataPoint>(&p.attributes, &p.exemplars)),
-            Some(Data::Sum(s)) => s
-                .data_points
-                .iter()
-                .for_each(|p| self.add_point::<NumberDataPoint>(&p.attributes, &p.exemplars)),
-            Some(Data::Histogram(h)) => {
-                for p in &h.data_points {
-                    self.add_point::<HistogramDataPoint>(&p.attributes, &p.exemplars);
-                    self.bounds += p.explicit_bounds.len();
-                    self.bucket_counts += p.bucket_counts.len();
-                    self.message_bytes +=
-                        LIST_ITEM_BYTES * (p.explicit_bounds.len() + p.bucket_counts.len());
+            Some(Data::Gauge(points) | Data::Sum(points, ..)) => {
+                points.for_each(|p| self.add_point::<NumberDataPoint, F>(p.base))
+            }
+            Some(Data::Histogram(points, _)) => {
+                for p in points {
+                    let bounds = p.bounds.count();
+                    let buckets = p.buckets.count();
+                    self.add_point::<HistogramDataPoint, F>(p.base);
+                    self.bounds += bounds;
+                    self.bucket_counts += buckets;
+                    self.message_bytes += own * LIST_ITEM_BYTES * (bounds + buckets);
                 }
             }
-            Some(Data::ExponentialHistogram(h)) => {
-                for p in &h.data_points {
-                    self.add_point::<ExponentialHistogramDataPoint>(&p.attributes, &p.exemplars);
-                    let pos = p.positive.as_ref().map_or(0, |b| b.bucket_counts.len());
-                    let neg = p.negative.as_ref().map_or(0, |b| b.bucket_counts.len());
+            Some(Data::Exponential(points, _)) => {
+                for p in points {
+                    let pos = p.positive.count();
+                    let neg = p.negative.count();
+                    self.add_point::<ExponentialHistogramDataPoint, F>(p.base);
                     self.exp_positive += pos;
                     self.exp_negative += neg;
-                    self.message_bytes += LIST_ITEM_BYTES * (pos + neg);
+                    self.message_bytes += own * LIST_ITEM_BYTES * (pos + neg);
                 }
             }
-            Some(Data::Summary(s)) => {
-                for p in &s.data_points {
-                    self.add_point::<SummaryDataPoint>(&p.attributes, &[]);
-                    self.quantiles += p.quantile_values.len();
-                    self.message_bytes += size_of::<ValueAtQuantile>() * p.quantile_values.len();
+            Some(Data::Summary(points)) => {
+                for p in points {
+                    let n = p.quantiles.count();
+                    self.add_point::<SummaryDataPoint, F>(p.base);
+                    self.quantiles += n;
+                    self.message_bytes += own * size_of::<ValueAtQuantile>() * n;
                 }
             }
         }

@@ -1,5 +1,10 @@
 //! OTLP `ExportMetricsServiceRequest` → one Arrow batch in [`phoenix_model::metrics_schema`].
 //!
+//! The request is read through borrowed views ([`view`]): either the prost message tree
+//! ([`decode`], for OTLP/JSON and gRPC) or the serialized protobuf bytes read in place
+//! ([`decode_protobuf`], for OTLP/HTTP protobuf; see [`wire`]). Both give identical outcomes;
+//! the row logic below is written once and monomorphised for each.
+//!
 //! Two passes: [`capacity`] counts rows, map entries, bytes and list items to size every
 //! builder; the decode pass validates each datapoint completely ([`validate`], attribute limits)
 //! before appending it, so a rejected point leaves no partial row. Resource attributes are
@@ -8,19 +13,18 @@
 pub mod attributes;
 mod builder;
 mod capacity;
+mod prost_view;
 pub mod reason;
 pub mod series_id;
 mod validate;
+mod view;
+pub mod wire;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint,
-    Metric, NumberDataPoint, SummaryDataPoint,
-};
+use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
 use phoenix_model::config::IngestConfig;
 use phoenix_model::schema::{kind, temporality};
 
@@ -28,8 +32,10 @@ use crate::error::{Error, Result};
 use attributes::RenderedAttrs;
 use builder::{Columns, Common, ResourceMap, Values};
 use capacity::{memory_for, Capacity, ENTRY_BYTES, FIXED_ROW_BYTES, LIST_ITEM_BYTES};
+use prost_view::Prost;
 pub use reason::{Reason, RejectCounts};
 use validate::TimeWindow;
+use view::{Base, Data, MetricView, View};
 
 /// How many times `max_body_bytes` a request may expand to in decoded columns (resource
 /// attributes are repeated on every row, so a small body can otherwise expand enormously).
@@ -161,7 +167,8 @@ pub fn decode_at(
 
 /// Estimated memory one request holds once parsed: the message plus the batch it decodes to.
 pub fn estimated_memory(req: &ExportMetricsServiceRequest, limits: &DecodeLimits) -> usize {
-    Capacity::of(req, limits.max_attribute_value_bytes).memory_bytes()
+    Capacity::of::<Prost>(prost_view::resources(req), limits.max_attribute_value_bytes)
+        .memory_bytes()
 }
 
 /// [`decode_at`] that first calls `reserve` with [`estimated_memory`] and stops with its error
@@ -174,9 +181,86 @@ pub fn decode_reserving(
     req: &ExportMetricsServiceRequest,
     limits: &DecodeLimits,
     now: i64,
+    reserve: impl FnMut(usize) -> Result<()>,
+) -> Result<Decoded> {
+    let resources = prost_view::resources(req);
+    let cap = Capacity::of::<Prost>(resources.clone(), limits.max_attribute_value_bytes);
+    decode_view::<Prost>(resources, cap, limits, now, reserve)
+}
+
+/// [`decode`] of a serialized `ExportMetricsServiceRequest` (an OTLP/HTTP protobuf body),
+/// read in place without building the prost message.
+///
+/// # Errors
+/// [`Error::InvalidProtobuf`] when prost would not decode `body` either; else as [`decode`].
+pub fn decode_protobuf(body: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
+    decode_protobuf_reserving(body, limits, now_unix_nanos(), |_| Ok(()))
+}
+
+/// [`decode_protobuf`] with the time window around `now` (nanoseconds since the Unix epoch).
+///
+/// # Errors
+/// As [`decode_protobuf`].
+pub fn decode_protobuf_at(body: &[u8], limits: &DecodeLimits, now: i64) -> Result<Decoded> {
+    decode_protobuf_reserving(body, limits, now, |_| Ok(()))
+}
+
+/// Estimated memory one protobuf body holds while decoded: the body plus the batch.
+///
+/// # Errors
+/// [`Error::InvalidProtobuf`] when `body` does not decode.
+pub fn estimated_memory_protobuf(body: &[u8], limits: &DecodeLimits) -> Result<usize> {
+    Ok(match wire::check(body)? {
+        wire::Checked::Clean => wire_capacity(body, limits).memory_bytes(),
+        wire::Checked::NeedsMerge => estimated_memory(&merged(body)?, limits),
+    })
+}
+
+/// [`decode_reserving`] of a protobuf body: the same outcome as prost-decoding `body` and
+/// calling [`decode_reserving`], with the body's bytes standing for the parsed message in the
+/// memory estimate. Bodies where a singular message field repeats (prost merges those) go
+/// through prost.
+///
+/// # Errors
+/// As [`decode_protobuf`], and whatever `reserve` returns.
+pub fn decode_protobuf_reserving(
+    body: &[u8],
+    limits: &DecodeLimits,
+    now: i64,
+    reserve: impl FnMut(usize) -> Result<()>,
+) -> Result<Decoded> {
+    match wire::check(body)? {
+        wire::Checked::Clean => {
+            let cap = wire_capacity(body, limits);
+            decode_view::<wire::Wire>(wire::resources(body), cap, limits, now, reserve)
+        }
+        wire::Checked::NeedsMerge => decode_reserving(&merged(body)?, limits, now, reserve),
+    }
+}
+
+/// The counting pass over a checked body; the body stands for the message.
+fn wire_capacity(body: &[u8], limits: &DecodeLimits) -> Capacity {
+    let mut cap =
+        Capacity::of::<wire::Wire>(wire::resources(body), limits.max_attribute_value_bytes);
+    cap.message_bytes = body.len();
+    cap
+}
+
+/// The prost message of a checked body whose repeated singular fields must be merged.
+fn merged(body: &[u8]) -> Result<ExportMetricsServiceRequest> {
+    use prost::Message;
+    ExportMetricsServiceRequest::decode(body)
+        .map_err(|_| Error::InvalidProtobuf(wire::WireError::Merged))
+}
+
+/// The decode pass over any [`View`], sized by its counting pass `cap`.
+fn decode_view<'a, F: View<'a>>(
+    resources: F::Resources,
+    cap: Capacity,
+    limits: &DecodeLimits,
+    now: i64,
     mut reserve: impl FnMut(usize) -> Result<()>,
 ) -> Result<Decoded> {
-    let cap = Capacity::of(req, limits.max_attribute_value_bytes);
     let estimated = cap.estimated_bytes();
     if estimated > limits.max_decoded_bytes {
         return Err(Error::TooLarge {
@@ -197,23 +281,24 @@ pub fn decode_reserving(
         bytes: 0,
     };
     let mut resource = RenderedAttrs::default();
-    for rm in &req.resource_metrics {
-        let res_attrs: &[KeyValue] = rm.resource.as_ref().map_or(&[], |r| &r.attributes);
-        let res_ok = resource.load(res_attrs, series_id::RESOURCE_SEED, limits);
+    for rm in resources {
+        let res_len = rm.attrs.clone().count();
+        let res_ok = resource.load(rm.attrs, res_len, series_id::RESOURCE_SEED, limits);
         let service = resource.find("service.name").unwrap_or("");
         let resource_map = ResourceMap::new(&resource);
         let resource_bytes = resource.bytes() + ENTRY_BYTES * resource.entries();
-        for sm in &rm.scope_metrics {
-            let scope = sm.scope.as_ref().map_or("", |s| s.name.as_str());
-            for m in &sm.metrics {
+        for sm in rm.scopes {
+            let scope = sm.name;
+            for m in sm.metrics {
                 let ctx = MetricCtx {
-                    metric: m,
+                    name: m.name,
+                    unit: m.unit,
                     scope,
                     service,
                     resource: &resource,
                     resource_map: &resource_map,
                     resource_ok: res_ok,
-                    name_hash: series_id::name_hash(&m.name),
+                    name_hash: series_id::name_hash(m.name),
                     row_bytes: FIXED_ROW_BYTES
                         + resource_bytes
                         + m.name.len()
@@ -221,7 +306,7 @@ pub fn decode_reserving(
                         + scope.len()
                         + service.len(),
                 };
-                d.metric(&ctx)?;
+                d.metric::<F>(&ctx, m)?;
             }
         }
     }
@@ -235,7 +320,8 @@ pub fn decode_reserving(
 
 /// What every point of one metric shares.
 struct MetricCtx<'a, 'r> {
-    metric: &'r Metric,
+    name: &'r str,
+    unit: &'r str,
     scope: &'a str,
     service: &'a str,
     resource: &'a RenderedAttrs<'r>,
@@ -247,37 +333,24 @@ struct MetricCtx<'a, 'r> {
 }
 
 /// Accessors shared by the four datapoint types.
-trait Point {
-    fn attributes(&self) -> &[KeyValue];
-    fn times(&self) -> (u64, u64);
-    fn flags(&self) -> u32;
-    fn exemplars(&self) -> usize;
+trait Point<'r, F: View<'r>> {
+    fn base(&self) -> &Base<'r, F>;
 }
 
 macro_rules! impl_point {
-    ($t:ty, |$p:ident| $exemplars:expr) => {
-        impl Point for $t {
-            fn attributes(&self) -> &[KeyValue] {
-                &self.attributes
-            }
-            fn times(&self) -> (u64, u64) {
-                (self.time_unix_nano, self.start_time_unix_nano)
-            }
-            fn flags(&self) -> u32 {
-                self.flags
-            }
-            fn exemplars(&self) -> usize {
-                let $p = self;
-                $exemplars
+    ($t:ident) => {
+        impl<'r, F: View<'r>> Point<'r, F> for view::$t<'r, F> {
+            fn base(&self) -> &Base<'r, F> {
+                &self.base
             }
         }
     };
 }
 
-impl_point!(NumberDataPoint, |p| p.exemplars.len());
-impl_point!(HistogramDataPoint, |p| p.exemplars.len());
-impl_point!(ExponentialHistogramDataPoint, |p| p.exemplars.len());
-impl_point!(SummaryDataPoint, |_p| 0);
+impl_point!(NumberPoint);
+impl_point!(HistogramPoint);
+impl_point!(ExpPoint);
+impl_point!(SummaryPoint);
 
 struct Decoder<'l, 'r> {
     limits: &'l DecodeLimits,
@@ -311,69 +384,54 @@ fn temporality_of(t: i32) -> Option<&'static str> {
 }
 
 impl<'r> Decoder<'_, 'r> {
-    fn metric(&mut self, ctx: &MetricCtx<'_, 'r>) -> Result<()> {
+    fn metric<F: View<'r>>(&mut self, ctx: &MetricCtx<'_, 'r>, m: MetricView<'r, F>) -> Result<()> {
         let shape = |kind, temporality, monotonic| Shape {
             kind,
             temporality,
             monotonic,
         };
-        match &ctx.metric.data {
+        match m.data {
             None => {
                 self.out.metrics_without_data += 1;
                 Ok(())
             }
-            Some(Data::Gauge(g)) => {
-                self.points(ctx, &g.data_points, shape(kind::GAUGE, None, None), |p| {
+            Some(Data::Gauge(points)) => {
+                self.points(ctx, points, shape(kind::GAUGE, None, None), |p| {
                     validate::number(p).map(Values::Number)
                 })
             }
-            Some(Data::Sum(s)) => {
-                let sh = shape(
-                    kind::SUM,
-                    temporality_of(s.aggregation_temporality),
-                    Some(s.is_monotonic),
-                );
-                self.points(ctx, &s.data_points, sh, |p| {
-                    validate::number(p).map(Values::Number)
-                })
+            Some(Data::Sum(points, t, monotonic)) => {
+                let sh = shape(kind::SUM, temporality_of(t), Some(monotonic));
+                self.points(ctx, points, sh, |p| validate::number(p).map(Values::Number))
             }
-            Some(Data::Histogram(h)) => {
-                let sh = shape(
-                    kind::HISTOGRAM,
-                    temporality_of(h.aggregation_temporality),
-                    None,
-                );
-                self.points(ctx, &h.data_points, sh, |p| {
+            Some(Data::Histogram(points, t)) => {
+                let sh = shape(kind::HISTOGRAM, temporality_of(t), None);
+                self.points(ctx, points, sh, |p| {
                     validate::histogram(p).map(|()| Values::Histogram(p))
                 })
             }
-            Some(Data::ExponentialHistogram(h)) => {
-                let sh = shape(
-                    kind::EXPONENTIAL_HISTOGRAM,
-                    temporality_of(h.aggregation_temporality),
-                    None,
-                );
-                self.points(ctx, &h.data_points, sh, |p| {
+            Some(Data::Exponential(points, t)) => {
+                let sh = shape(kind::EXPONENTIAL_HISTOGRAM, temporality_of(t), None);
+                self.points(ctx, points, sh, |p| {
                     validate::exponential_histogram(p).map(|()| Values::Exponential(p))
                 })
             }
-            Some(Data::Summary(s)) => {
-                self.points(ctx, &s.data_points, shape(kind::SUMMARY, None, None), |p| {
+            Some(Data::Summary(points)) => {
+                self.points(ctx, points, shape(kind::SUMMARY, None, None), |p| {
                     validate::summary(p).map(|()| Values::Summary(p))
                 })
             }
         }
     }
 
-    fn points<P: Point>(
+    fn points<F: View<'r>, P: Point<'r, F>>(
         &mut self,
         ctx: &MetricCtx<'_, 'r>,
-        points: &'r [P],
+        points: impl Iterator<Item = P>,
         shape: Shape,
-        check: impl Fn(&'r P) -> Result<Values<'r>, Reason>,
+        check: impl for<'p> Fn(&'p P) -> Result<Values<'p, 'r, F>, Reason>,
     ) -> Result<()> {
-        let name = ctx.metric.name.as_str();
-        self.out.exemplars_dropped += points.iter().map(|p| p.exemplars() as u64).sum::<u64>();
+        let name = ctx.name;
         // Whole-metric rejections: no point can pass.
         let whole = if name.is_empty() {
             Err(Reason::EmptyMetricName)
@@ -381,13 +439,20 @@ impl<'r> Decoder<'_, 'r> {
             ctx.resource_ok
         };
         if let Err(reason) = whole {
-            self.out.reject(reason, name, points.len());
+            let (mut n, mut exemplars) = (0, 0);
+            for p in points {
+                n += 1;
+                exemplars += p.base().exemplars_len as u64;
+            }
+            self.out.exemplars_dropped += exemplars;
+            self.out.reject(reason, name, n);
             return Ok(());
         }
         for p in points {
-            let (time, start) = p.times();
-            let checked =
-                validate::times(time, start, &self.window).and_then(|t| Ok((t, check(p)?)));
+            let base = p.base();
+            self.out.exemplars_dropped += base.exemplars_len as u64;
+            let checked = validate::times(base.time, base.start, &self.window)
+                .and_then(|t| Ok((t, check(&p)?)));
             let ((time, start_time), values) = match checked {
                 Ok(v) => v,
                 Err(reason) => {
@@ -395,10 +460,12 @@ impl<'r> Decoder<'_, 'r> {
                     continue;
                 }
             };
-            if let Err(reason) =
-                self.point
-                    .load(p.attributes(), series_id::ATTRIBUTE_SEED, self.limits)
-            {
+            if let Err(reason) = self.point.load(
+                base.attrs.clone(),
+                base.attrs_len,
+                series_id::ATTRIBUTE_SEED,
+                self.limits,
+            ) {
                 self.out.reject(reason, name, 1);
                 continue;
             }
@@ -431,7 +498,7 @@ impl<'r> Decoder<'_, 'r> {
                 kind: shape.kind,
                 temporality: shape.temporality,
                 monotonic: shape.monotonic,
-                unit: &ctx.metric.unit,
+                unit: ctx.unit,
                 service: ctx.service,
                 scope: ctx.scope,
                 series_id: series_id::combine(
@@ -439,7 +506,7 @@ impl<'r> Decoder<'_, 'r> {
                     ctx.resource.hash(),
                     self.point.hash(),
                 ),
-                flags: p.flags(),
+                flags: base.flags,
             };
             self.cols
                 .append(&common, ctx.resource_map, &self.point, values)?;

@@ -715,7 +715,7 @@ fn rendered_expansion_guard() {
         ..limits()
     };
     // The estimate (16 bytes per double) passes; the real 8 × 309 bytes per row do not.
-    assert!(Capacity::of(&req, 400).estimated_bytes() < 200_000);
+    assert!(Capacity::of::<Prost>(prost_view::resources(&req), 400).estimated_bytes() < 200_000);
     assert!(matches!(decode(&req, &lim), Err(Error::TooLarge { .. })));
     let roomy = DecodeLimits {
         max_decoded_bytes: 1 << 20,
@@ -762,7 +762,7 @@ fn resource_estimate_is_exact() {
         .map(|i| num(T + i, Value::AsInt(1), vec![]))
         .collect();
     let req = request(attrs, vec![gauge("g", points)]);
-    let cap = Capacity::of(&req, 400);
+    let cap = Capacity::of::<Prost>(prost_view::resources(&req), 400);
     assert!(
         cap.resource_bytes >= 1000 * (309 + 3),
         "{}",

@@ -3,14 +3,10 @@
 //! Points flagged `NO_RECORDED_VALUE` carry no meaningful value: their value fields are not
 //! checked for finiteness and are stored as null.
 
-use opentelemetry_proto::tonic::metrics::v1::{
-    number_data_point, ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint,
-    SummaryDataPoint,
-};
-
 use std::time::Duration;
 
 use super::reason::Reason;
+use super::view::{ExpPoint, HistogramPoint, Number, NumberPoint, SummaryPoint, View};
 
 /// OTLP `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 pub(crate) const NO_RECORDED_VALUE: u32 = 1;
@@ -95,37 +91,44 @@ fn check_finite(flags: u32, values: &[Option<f64>]) -> Result<(), Reason> {
 /// Checks a gauge / sum point; returns the `value` column (ints converted, null when absent
 /// or flagged `NO_RECORDED_VALUE`).
 #[inline]
-pub(crate) fn number(p: &NumberDataPoint) -> Result<Option<f64>, Reason> {
+pub(crate) fn number<'a, F: View<'a>>(p: &NumberPoint<'a, F>) -> Result<Option<f64>, Reason> {
     let v = match p.value {
         None => None,
-        Some(number_data_point::Value::AsInt(i)) => Some(i as f64),
-        Some(number_data_point::Value::AsDouble(d)) => Some(d),
+        Some(Number::AsInt(i)) => Some(i as f64),
+        Some(Number::AsDouble(d)) => Some(d),
     };
-    check_finite(p.flags, &[v])?;
-    Ok(if no_value(p.flags) { None } else { v })
+    let flags = p.base.flags;
+    check_finite(flags, &[v])?;
+    Ok(if no_value(flags) { None } else { v })
 }
 
 /// Checks an explicit-bucket histogram point: finite sum/min/max, strictly increasing
 /// `explicit_bounds` without NaN, `bucket_counts` either empty or one longer than the bounds,
 /// and buckets summing to `count`.
-pub(crate) fn histogram(p: &HistogramDataPoint) -> Result<(), Reason> {
-    check_finite(p.flags, &[p.sum, p.min, p.max])?;
-    // `windows` alone misses a single NaN bound.
-    if p.explicit_bounds.iter().any(|b| b.is_nan())
-        || !p.explicit_bounds.windows(2).all(|w| w[0] < w[1])
-    {
-        return Err(Reason::InvalidHistogram);
+pub(crate) fn histogram<'a, F: View<'a>>(p: &HistogramPoint<'a, F>) -> Result<(), Reason> {
+    check_finite(p.base.flags, &[p.sum, p.min, p.max])?;
+    // NaN is checked on its own: it compares false both ways.
+    let mut prev: Option<f64> = None;
+    let mut bounds = 0usize;
+    for b in p.bounds.clone() {
+        if b.is_nan() || prev.is_some_and(|prev| prev >= b) {
+            return Err(Reason::InvalidHistogram);
+        }
+        prev = Some(b);
+        bounds += 1;
     }
-    if p.bucket_counts.is_empty() {
+    let mut buckets = 0usize;
+    let mut total = Some(0u64);
+    for c in p.buckets.clone() {
+        buckets += 1;
+        total = total.and_then(|t| t.checked_add(c));
+    }
+    if buckets == 0 {
         return Ok(());
     }
-    if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+    if buckets != bounds + 1 {
         return Err(Reason::InvalidHistogram);
     }
-    let total = p
-        .bucket_counts
-        .iter()
-        .try_fold(0u64, |acc, c| acc.checked_add(*c));
     if total != Some(p.count) {
         return Err(Reason::InvalidHistogram);
     }
@@ -133,19 +136,39 @@ pub(crate) fn histogram(p: &HistogramDataPoint) -> Result<(), Reason> {
 }
 
 /// Checks an exponential histogram point: finite sum, min, max and zero threshold.
-pub(crate) fn exponential_histogram(p: &ExponentialHistogramDataPoint) -> Result<(), Reason> {
-    check_finite(p.flags, &[p.sum, p.min, p.max, Some(p.zero_threshold)])
+pub(crate) fn exponential_histogram<'a, F: View<'a>>(p: &ExpPoint<'a, F>) -> Result<(), Reason> {
+    check_finite(p.base.flags, &[p.sum, p.min, p.max, Some(p.zero_threshold)])
 }
 
 /// Checks a summary point: finite sum.
-pub(crate) fn summary(p: &SummaryDataPoint) -> Result<(), Reason> {
-    check_finite(p.flags, &[Some(p.sum)])
+pub(crate) fn summary<'a, F: View<'a>>(p: &SummaryPoint<'a, F>) -> Result<(), Reason> {
+    check_finite(p.base.flags, &[Some(p.sum)])
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::prost_view::{exp_point, histogram_point, number_point, summary_point};
     use super::*;
-    use number_data_point::Value;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        number_data_point::Value, ExponentialHistogramDataPoint, HistogramDataPoint,
+        NumberDataPoint, SummaryDataPoint,
+    };
+
+    fn number(p: &NumberDataPoint) -> Result<Option<f64>, Reason> {
+        super::number(&number_point(p))
+    }
+
+    fn histogram(p: &HistogramDataPoint) -> Result<(), Reason> {
+        super::histogram(&histogram_point(p))
+    }
+
+    fn exponential_histogram(p: &ExponentialHistogramDataPoint) -> Result<(), Reason> {
+        super::exponential_histogram(&exp_point(p))
+    }
+
+    fn summary(p: &SummaryDataPoint) -> Result<(), Reason> {
+        super::summary(&summary_point(p))
+    }
 
     /// Timestamps: 0 is missing, beyond i64 is out of range, a 0 start time is null.
     #[test]
