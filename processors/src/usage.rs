@@ -97,7 +97,10 @@ impl UsageRecorder {
             {
                 end += 1;
             }
-            let counts = counts_mut(&mut st, minute, m, s);
+            let Some(counts) = counts_mut(&mut st, minute, m, s) else {
+                start = end;
+                continue;
+            };
             let n = (end - start) as u64;
             let run = &ids.values()[start..end];
             match flow {
@@ -206,16 +209,25 @@ impl UsageRecorder {
     }
 }
 
-/// The counters of one key. Called once per run of equal keys, so the two small key copies
-/// per run are cheap next to the rows they cover.
-fn counts_mut<'a>(st: &'a mut State, minute: i64, metric: &str, service: &str) -> &'a mut Counts {
-    st.minutes
-        .entry(minute)
-        .or_default()
-        .entry(Box::from(metric))
-        .or_default()
-        .entry(Box::from(service))
-        .or_default()
+/// The counters of (minute, metric, service), created when new (`None` cannot happen: the
+/// key is inserted just before it is looked up).
+fn counts_mut<'a>(
+    st: &'a mut State,
+    minute: i64,
+    metric: &str,
+    service: &str,
+) -> Option<&'a mut Counts> {
+    // Keys are looked up borrowed and copied only when new: runs are short (a request mixes
+    // many metrics), and an owned key per run was an allocation per run.
+    let metrics = st.minutes.entry(minute).or_default();
+    if !metrics.contains_key(metric) {
+        metrics.insert(Box::from(metric), Services::default());
+    }
+    let services = metrics.get_mut(metric)?;
+    if !services.contains_key(service) {
+        services.insert(Box::from(service), Counts::default());
+    }
+    services.get_mut(service)
 }
 
 /// An edge receiver that counts every batch it delivers as `flow`.
