@@ -172,7 +172,8 @@ pub struct StorageConfig {
     pub flush_max_bytes: u64,
     /// Largest Parquet row group, in rows.
     pub row_group_rows: usize,
-    /// zstd level of Parquet pages.
+    /// zstd level of the Parquet files a flush writes (compaction rewrites them at
+    /// `compaction.zstd_level`).
     pub zstd_level: i32,
     /// Files whose newest point is older than this are deleted (0 keeps everything).
     pub retention_days: u64,
@@ -202,6 +203,9 @@ pub struct CompactionConfig {
     /// Replaced files are deleted this long after they left the manifest, so queries planned
     /// on them can still read them.
     pub delete_grace_secs: u64,
+    /// zstd level of compacted files: compaction runs off the ingest path, so it can spend
+    /// more CPU per byte than a flush.
+    pub zstd_level: i32,
 }
 
 impl Default for CompactionConfig {
@@ -212,6 +216,7 @@ impl Default for CompactionConfig {
             min_age_secs: 300,
             max_file_rows: 50_000_000,
             delete_grace_secs: 120,
+            zstd_level: 3,
         }
     }
 }
@@ -225,7 +230,7 @@ impl Default for StorageConfig {
             flush_max_rows: 2_000_000,
             flush_max_bytes: 128 * 1024 * 1024,
             row_group_rows: 1024 * 1024,
-            zstd_level: 3,
+            zstd_level: 1,
             retention_days: 0,
             wal_enabled: true,
             wal_max_bytes: 4 * 1024 * 1024 * 1024,
@@ -531,14 +536,16 @@ impl Config {
                 ),
             );
         }
-        if !(1..=22).contains(&self.storage.zstd_level) {
-            issue(
-                "storage.zstd_level",
-                format!(
-                    "{} is outside zstd's levels 1..=22",
-                    self.storage.zstd_level
-                ),
-            );
+        for (key, level) in [
+            ("storage.zstd_level", self.storage.zstd_level),
+            (
+                "storage.compaction.zstd_level",
+                self.storage.compaction.zstd_level,
+            ),
+        ] {
+            if !(1..=22).contains(&level) {
+                issue(key, format!("{level} is outside zstd's levels 1..=22"));
+            }
         }
         if let Err(reason) = StorageUrl::parse(&self.storage.url) {
             issue("storage.url", reason);

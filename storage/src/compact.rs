@@ -379,8 +379,10 @@ fn merge(
         }
     }
     let writer = BufWriter::new(table.store(), path);
-    let mut writer =
-        AsyncArrowWriter::try_new(writer, schema, Some(table.encoder().props().clone()))?;
+    let props = table
+        .encoder()
+        .props_at_level(table.config().compaction.zstd_level)?;
+    let mut writer = AsyncArrowWriter::try_new(writer, schema, Some(props))?;
     for k in kv {
         writer.append_key_value_metadata(k);
     }

@@ -267,9 +267,14 @@ impl FileEncoder {
         &self.sort_keys
     }
 
-    /// The writer settings of the table's files.
-    pub(crate) fn props(&self) -> &WriterProperties {
-        &self.props
+    /// The writer settings of the table's files with zstd at `level` instead (compaction).
+    pub(crate) fn props_at_level(&self, level: i32) -> Result<WriterProperties> {
+        Ok(self
+            .props
+            .clone()
+            .into_builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
+            .build())
     }
 
     /// Encodes an already sorted batch as a complete Parquet file.
