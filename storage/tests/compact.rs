@@ -55,6 +55,27 @@ async fn write_files(table: &Table, n: usize, series: usize, per: usize) -> Vec<
     all
 }
 
+/// Flushes `files` files of `series` × `per` rows, `step_secs` apart, then compacts their hour.
+async fn flush_and_compact(
+    table: &Table,
+    files: i64,
+    series: usize,
+    per: usize,
+    step_secs: i64,
+) -> phoenix_storage::CompactionReport {
+    for f in 0..files {
+        table
+            .append(regular(series, per, T0 + f * step_secs * SEC))
+            .expect("append");
+        table.flush().await.expect("flush");
+    }
+    table
+        .compact_hour(HOUR)
+        .await
+        .expect("compact")
+        .expect("done")
+}
+
 async fn snapshot_rows(store: &Arc<dyn ObjectStore>, table: &Table) -> Vec<RecordBatch> {
     let snap = table.snapshot();
     let mut out = snap.buffered.clone();
@@ -241,17 +262,7 @@ async fn compaction_shrinks_bytes_per_row() {
         .expect("open");
     let table = storage.table("metrics").expect("table");
     // 100 series, one point per series per file: a flush every 10 s for 10 minutes.
-    for f in 0..60 {
-        table
-            .append(regular(100, 1, T0 + f * 10 * SEC))
-            .expect("append");
-        table.flush().await.expect("flush");
-    }
-    let r = table
-        .compact_hour(HOUR)
-        .await
-        .expect("compact")
-        .expect("done");
+    let r = flush_and_compact(&table, 60, 100, 1, 10).await;
     let before = r.bytes_before as f64 / r.rows as f64;
     let after = r.bytes_after as f64 / r.rows as f64;
     eprintln!(
@@ -276,17 +287,7 @@ async fn compaction_uses_its_own_zstd_level() {
             .await
             .expect("open");
         let table = storage.table("metrics").expect("table");
-        for f in 0..30 {
-            table
-                .append(regular(200, 3, T0 + f * 30 * SEC))
-                .expect("append");
-            table.flush().await.expect("flush");
-        }
-        let r = table
-            .compact_hour(HOUR)
-            .await
-            .expect("compact")
-            .expect("done");
+        let r = flush_and_compact(&table, 30, 200, 3, 30).await;
         sizes.push((r.bytes_before, r.bytes_after));
     }
     assert_eq!(sizes[0].0, sizes[1].0, "flushed files are encoded alike");
