@@ -3,7 +3,7 @@
 //! wire type skipped, the same recursion limit), so the views can read checked bytes without
 //! error paths.
 
-use super::reader::{wt, Reader};
+use super::reader::{string_kv, wt, Reader};
 use super::schema::{Kind, Schema, KEY_VALUE, REQUEST};
 use super::WireError;
 
@@ -73,7 +73,7 @@ fn message(buf: &[u8], schema: &Schema, depth: u32, merge: &mut bool) -> Result<
                     return Err(WireError::TooDeep);
                 }
                 let body = r.len_delimited()?;
-                if !(std::ptr::eq(inner, &KEY_VALUE) && string_kv(body, depth - 1)) {
+                if !(std::ptr::eq(inner, &KEY_VALUE) && simple_string_kv(body, depth - 1)) {
                     message(body, inner, depth - 1, merge)?;
                 }
             }
@@ -96,24 +96,8 @@ fn message(buf: &[u8], schema: &Schema, depth: u32, merge: &mut bool) -> Result<
 
 /// Whether `buf` is the common `KeyValue { key, value: AnyValue { string_value } }` with
 /// ASCII strings, laid out in field order: valid, no need for the general walk. `depth` is the
-/// recursion budget of the `KeyValue`'s fields. `false` only means "walk it in full".
-fn string_kv(buf: &[u8], depth: u32) -> bool {
-    let mut r = Reader::new(buf);
-    let mut simple = || -> Option<()> {
-        // Entering the AnyValue needs budget.
-        if depth == 0 || r.varint().ok()? != 0x0a {
-            return None;
-        }
-        let key = r.len_delimited().ok()?;
-        if r.varint().ok()? != 0x12 {
-            return None;
-        }
-        let mut any = Reader::new(r.len_delimited().ok()?);
-        if !r.is_empty() || any.varint().ok()? != 0x0a {
-            return None;
-        }
-        let value = any.len_delimited().ok()?;
-        (any.is_empty() && key.is_ascii() && value.is_ascii()).then_some(())
-    };
-    simple().is_some()
+/// recursion budget of the `KeyValue`'s fields (entering the AnyValue needs some). `false`
+/// only means "walk it in full".
+fn simple_string_kv(buf: &[u8], depth: u32) -> bool {
+    depth > 0 && string_kv(buf).is_some_and(|(key, value)| key.is_ascii() && value.is_ascii())
 }

@@ -291,3 +291,23 @@ impl<const VARINT: bool> Iterator for Repeated<'_, VARINT> {
         }
     }
 }
+
+/// Key and string value of a `KeyValue` laid out as `{1: key, 2: {1: string}}` (the common
+/// case), else `None`.
+#[inline]
+pub(crate) fn string_kv(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut r = Reader::new(body);
+    if r.varint().ok()? != 0x0a {
+        return None;
+    }
+    let key = r.len_delimited().ok()?;
+    if r.varint().ok()? != 0x12 {
+        return None;
+    }
+    let mut any = Reader::new(r.len_delimited().ok()?);
+    if !r.is_empty() || any.varint().ok()? != 0x0a {
+        return None;
+    }
+    let value = any.len_delimited().ok()?;
+    any.is_empty().then_some((key, value))
+}

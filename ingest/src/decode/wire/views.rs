@@ -9,7 +9,7 @@ use crate::decode::view::{
 
 use crate::decode::capacity::NON_STRING_GUESS;
 
-use super::reader::{Fields, Msgs, Reader, Repeated, Value};
+use super::reader::{string_kv, Fields, Msgs, Repeated, Value};
 
 /// The raw-bytes implementation of [`View`].
 pub(crate) struct Wire;
@@ -44,26 +44,6 @@ fn any_value(body: &[u8]) -> Option<WVal<'_>> {
         });
     }
     v
-}
-
-/// Key and string value of a `KeyValue` laid out as `{1: key, 2: {1: string}}` (the common
-/// case), else `None`.
-#[inline]
-fn string_kv(body: &[u8]) -> Option<(&[u8], &[u8])> {
-    let mut r = Reader::new(body);
-    if r.varint().ok()? != 0x0a {
-        return None;
-    }
-    let key = r.len_delimited().ok()?;
-    if r.varint().ok()? != 0x12 {
-        return None;
-    }
-    let mut any = Reader::new(r.len_delimited().ok()?);
-    if !r.is_empty() || any.varint().ok()? != 0x0a {
-        return None;
-    }
-    let value = any.len_delimited().ok()?;
-    any.is_empty().then_some((key, value))
 }
 
 /// A `KeyValue`.
