@@ -4,25 +4,21 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::FutureExt;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use parking_lot::RwLock;
-use parquet::arrow::async_reader::MetadataFetch;
+use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::parquet_to_arrow_schema;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::ParquetMetaDataReader;
 use phoenix_model::config::StorageConfig;
 use phoenix_model::metrics_schema;
 
 use crate::compact::REPLACES_KEY;
 use crate::layout::{is_compacted, parse_object_path, valid_table_name};
 use crate::replay::read_footer;
-use crate::store::build_object_store;
+use crate::store::{build_object_store, StoreReader};
 use crate::table::FileMeta;
 use crate::{Error, Result, Table, METRICS_TABLE};
 
@@ -333,35 +329,15 @@ async fn footer_schema(
     path: &Path,
     size: u64,
 ) -> Result<SchemaRef, ParquetError> {
-    let fetch = RangeFetch {
+    let mut reader = StoreReader {
         store: Arc::clone(store),
         path: path.clone(),
+        size,
     };
-    let meta = ParquetMetaDataReader::new()
-        .with_prefetch_hint(Some(64 * 1024))
-        .load_and_finish(fetch, size)
-        .await?;
+    let meta = reader.get_metadata(None).await?;
     let file = meta.file_metadata();
     Ok(Arc::new(parquet_to_arrow_schema(
         file.schema_descr(),
         file.key_value_metadata(),
     )?))
-}
-
-/// Ranged reads of one object, for the footer reader.
-struct RangeFetch {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-}
-
-impl MetadataFetch for RangeFetch {
-    fn fetch(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, Result<Bytes, ParquetError>> {
-        async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(|e| ParquetError::External(Box::new(e)))
-        }
-        .boxed()
-    }
 }

@@ -25,25 +25,20 @@ use arrow::compute::interleave_record_batch;
 use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::FutureExt;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
-use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream};
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
-use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use tokio::runtime::Handle;
 
 use crate::layout::{compacted_file_path, hour_of};
 use crate::metrics::{COMPACTED_FILES, COMPACTIONS, COMPACTION_SECONDS};
 use crate::positions::{parse_positions, Stored};
+use crate::store::StoreReader;
 use crate::table::FileMeta;
 use crate::{Error, Result, Table, ACK_MAX_KEY, POSITIONS_KEY};
 
@@ -223,43 +218,6 @@ impl Table {
                 .increment(deleted as u64);
         }
         deleted
-    }
-}
-
-/// Ranged reads of one object for the Parquet reader.
-struct StoreReader {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
-}
-
-impl AsyncFileReader for StoreReader {
-    fn get_bytes(
-        &mut self,
-        range: std::ops::Range<u64>,
-    ) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(|e| ParquetError::External(Box::new(e)))
-        }
-        .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.size;
-            let meta = ParquetMetaDataReader::new()
-                .with_prefetch_hint(Some(64 * 1024))
-                .load_and_finish(&mut *self, size)
-                .await?;
-            Ok(Arc::new(meta))
-        }
-        .boxed()
     }
 }
 

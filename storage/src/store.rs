@@ -3,11 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use phoenix_model::StorageUrl;
 
 use crate::{Error, Result};
@@ -70,6 +78,46 @@ fn short_retries() -> RetryConfig {
         max_retries: 3,
         retry_timeout: Duration::from_secs(15),
         ..RetryConfig::default()
+    }
+}
+
+/// Ranged reads of one Parquet object, for the async Parquet reader (footer and row groups).
+pub(crate) struct StoreReader {
+    /// The store holding the object.
+    pub(crate) store: Arc<dyn ObjectStore>,
+    /// The object.
+    pub(crate) path: Path,
+    /// The object's size in bytes (the footer is read from its end).
+    pub(crate) size: u64,
+}
+
+impl AsyncFileReader for StoreReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let meta = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(64 * 1024))
+                .load_and_finish(&mut *self, size)
+                .await?;
+            Ok(Arc::new(meta))
+        }
+        .boxed()
     }
 }
 
