@@ -31,13 +31,15 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
-use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::file::metadata::KeyValue;
+use tokio::io::AsyncWriteExt;
 use tokio::runtime::Handle;
 
 use crate::layout::{compacted_file_path, hour_of};
 use crate::metrics::{COMPACTED_FILES, COMPACTIONS, COMPACTION_SECONDS};
 use crate::positions::{parse_positions, Stored};
+use crate::row_groups::RowGroupWriter;
 use crate::store::StoreReader;
 use crate::table::FileMeta;
 use crate::{Error, Result, Table, ACK_MAX_KEY, POSITIONS_KEY};
@@ -336,13 +338,16 @@ fn merge(
             cursors.push(c);
         }
     }
-    let writer = BufWriter::new(table.store(), path);
-    let props = table
-        .encoder()
-        .props_at_level(table.config().compaction.zstd_level)?;
-    let mut writer = AsyncArrowWriter::try_new(writer, schema, Some(props))?;
+    let mut output = Output {
+        name: path.to_string(),
+        upload: BufWriter::new(table.store(), path),
+        file: table
+            .encoder()
+            .writer(Vec::new(), Some(table.config().compaction.zstd_level))?,
+        bytes: 0,
+    };
     for k in kv {
-        writer.append_key_value_metadata(k);
+        output.file.append_key_value_metadata(k);
     }
     // Min-heap of cursor indices by (current row, input order): ties keep input order.
     let mut heap: Vec<usize> = (0..cursors.len()).collect();
@@ -363,13 +368,47 @@ fn merge(
         }
         sift_down(&mut heap, &cursors, 0);
         if pending.len() >= OUTPUT_BATCH_ROWS {
-            merge.emit(&mut writer, &mut pending, &mut cursors, &heap)?;
+            merge.emit(&mut output, &mut pending, &mut cursors, &heap)?;
         }
     }
-    merge.emit(&mut writer, &mut pending, &mut cursors, &heap)?;
-    handle.block_on(writer.finish())?;
-    let size = writer.bytes_written() as u64;
-    Ok((rows, size, merge.batches_read, merge.max_held))
+    merge.emit(&mut output, &mut pending, &mut cursors, &heap)?;
+    output.file.finish()?;
+    output.upload_written(handle)?;
+    handle
+        .block_on(output.upload.shutdown())
+        .map_err(|e| output.error(e))?;
+    Ok((rows, output.bytes, merge.batches_read, merge.max_held))
+}
+
+/// The merged file: encoded in memory a row group at a time and uploaded in parts.
+struct Output {
+    /// The object path, for errors.
+    name: String,
+    upload: BufWriter,
+    file: RowGroupWriter<Vec<u8>>,
+    /// Bytes uploaded so far.
+    bytes: u64,
+}
+
+impl Output {
+    /// Hands the finished row groups (and, at the end, the footer) to the upload.
+    fn upload_written(&mut self, handle: &Handle) -> Result<()> {
+        let bytes = self.file.take_written()?;
+        if !bytes.is_empty() {
+            handle
+                .block_on(self.upload.write_all(&bytes))
+                .map_err(|e| self.error(e))?;
+            self.bytes += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn error(&self, source: std::io::Error) -> Error {
+        Error::Upload {
+            path: self.name.clone(),
+            source,
+        }
+    }
 }
 
 /// Merge state shared by the cursors: decoded batches still referenced by pending rows.
@@ -449,7 +488,7 @@ impl Merge<'_> {
     /// Writes the pending rows and keeps only the batches live cursors still point into.
     fn emit(
         &mut self,
-        writer: &mut AsyncArrowWriter<BufWriter>,
+        output: &mut Output,
         pending: &mut Vec<(usize, usize)>,
         cursors: &mut [Cursor],
         live: &[usize],
@@ -457,7 +496,8 @@ impl Merge<'_> {
         if !pending.is_empty() {
             let refs: Vec<&RecordBatch> = self.sources.iter().collect();
             let out = interleave_record_batch(&refs, pending)?;
-            self.handle.block_on(writer.write(&out))?;
+            output.file.write(&out)?;
+            output.upload_written(self.handle)?;
             pending.clear();
         }
         self.sources.clear();

@@ -1,22 +1,26 @@
 //! Turns buffered batches into one Parquet file: sort, then encode with per-column settings.
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{lexsort_to_indices, SortColumn, SortOptions};
 use arrow::datatypes::{DataType, SchemaRef, TimestampNanosecondType, UInt64Type};
 use bytes::Bytes;
-use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+use parquet::arrow::ArrowSchemaConverter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use phoenix_model::schema::{col, SCHEMA_VERSION};
 
+use crate::row_groups::{Layout, RowGroupWriter};
 use crate::{Result, SCHEMA_VERSION_KEY};
 
 /// Columns files are sorted by, in order, when the table has them; the time column comes last.
-const SORT_PREFIX: [&str; 3] = [col::METRIC, col::SERVICE, col::SERIES_ID];
+///
+/// `kind` leads so that each row group holds one kind of data (see `row_groups.rs`).
+const SORT_PREFIX: [&str; 4] = [col::KIND, col::METRIC, col::SERVICE, col::SERIES_ID];
 
 /// String columns with a few distinct values per file that are written plain, not as a
 /// dictionary (`metric` and `service` keep theirs: they have more distinct values, and are
@@ -26,13 +30,14 @@ const LOW_CARDINALITY_PLAIN: [&str; 4] = [col::KIND, col::TEMPORALITY, col::UNIT
 /// How a table's files are encoded.
 #[derive(Debug, Clone)]
 pub(crate) struct FileEncoder {
+    /// The table's schema.
+    schema: SchemaRef,
     /// Sort key column indices in the table schema.
     sort_keys: Vec<usize>,
     /// Writer settings shared by every file of the table.
     props: WriterProperties,
-    /// As `props` with a dictionary for `value` (its encoding as the fallback), when the
-    /// table has a `value` column with an explicit encoding.
-    dict_value: Option<(usize, WriterProperties)>,
+    /// Row group limits and the `value` dictionary alternative.
+    layout: Layout,
 }
 
 impl FileEncoder {
@@ -143,28 +148,39 @@ impl FileEncoder {
                     .set_column_statistics_enabled(leaf.path().clone(), EnabledStatistics::None);
             }
         }
-        let value_col = schema
-            .index_of(col::VALUE)
-            .ok()
-            .filter(|&i| schema.field(i).data_type() == &DataType::Float64);
         let props = props.build();
-        let dict_value = value_col.filter(|_| value_encoding.is_some()).map(|i| {
-            let path = ColumnPath::from(col::VALUE);
-            let with_dict = props
-                .clone()
-                .into_builder()
-                .set_column_dictionary_enabled(path, true)
-                .build();
-            (i, with_dict)
-        });
+        let value_path = ColumnPath::from(col::VALUE);
+        let value_leaf = descr.columns().iter().position(|c| c.path() == &value_path);
+        let is_float = schema
+            .field_with_name(col::VALUE)
+            .is_ok_and(|f| f.data_type() == &DataType::Float64);
+        let value_dict = value_leaf
+            .filter(|_| is_float && value_encoding.is_some())
+            .map(|leaf| {
+                let with_dict = props
+                    .clone()
+                    .into_builder()
+                    .set_column_dictionary_enabled(value_path, true)
+                    .build();
+                (leaf, with_dict)
+            });
+        let kind_col = schema
+            .index_of(col::KIND)
+            .ok()
+            .filter(|&i| schema.field(i).data_type() == &DataType::Utf8);
         Ok(Self {
+            schema: SchemaRef::clone(schema),
             sort_keys,
             props,
-            dict_value,
+            layout: Layout {
+                max_rows: row_group_rows.max(1),
+                kind_col,
+                value_dict,
+            },
         })
     }
 
-    /// Sorts `batch` by (metric, service, series_id, time).
+    /// Sorts `batch` by (kind, metric, service, series_id, time).
     ///
     /// Sorting groups each series' points together, so consecutive times differ by the scrape
     /// interval (tiny deltas) and values change slowly (zstd finds the repeats); it also makes
@@ -194,40 +210,52 @@ impl FileEncoder {
         Ok(lexsort_to_indices(&columns, None)?)
     }
 
-    /// The sort permutation for the usual key shape (metric, service, series_id, time), or
-    /// `None` for other shapes and for null keys.
+    /// The sort permutation for the usual key shape (string keys, then a u64 series id, then
+    /// the time), or `None` for other shapes, for null keys, and when the string keys' ranks
+    /// do not fit in 64 bits together.
     ///
-    /// Each string key is replaced by its rank among the batch's distinct values, so the sort
-    /// compares fixed-width tuples instead of strings: the string compares of the general
-    /// multi-column sort were about a tenth of the server's CPU under load. Ties keep input
-    /// order, so the result is deterministic and equals the general sort's order.
+    /// Each string key is replaced by its rank among the batch's distinct values, and the
+    /// ranks are packed into one u64, so the sort compares fixed-width tuples instead of
+    /// strings: the string compares of the general multi-column sort were about a tenth of the
+    /// server's CPU under load. Ties keep input order, so the result is deterministic and
+    /// equals the general sort's order.
     fn packed_sort_indices(&self, batch: &RecordBatch) -> Option<UInt32Array> {
-        let [m, s, id, t] = self.sort_keys.as_slice() else {
-            return None;
-        };
-        let metric = batch.column(*m).as_string_opt::<i32>()?;
-        let service = batch.column(*s).as_string_opt::<i32>()?;
-        let ids = batch.column(*id).as_primitive_opt::<UInt64Type>()?;
+        let (&t, rest) = self.sort_keys.split_last()?;
+        let (&id, string_keys) = rest.split_last()?;
+        let ids = batch.column(id).as_primitive_opt::<UInt64Type>()?;
         let times = batch
-            .column(*t)
+            .column(t)
             .as_primitive_opt::<TimestampNanosecondType>()?;
+        let strings: Vec<&StringArray> = string_keys
+            .iter()
+            .map(|&k| batch.column(k).as_string_opt::<i32>())
+            .collect::<Option<_>>()?;
         let n = batch.num_rows();
-        let any_null = [
-            batch.column(*m),
-            batch.column(*s),
-            batch.column(*id),
-            batch.column(*t),
-        ]
-        .iter()
-        .any(|c| c.null_count() > 0);
+        let any_null = self
+            .sort_keys
+            .iter()
+            .any(|&k| batch.column(k).null_count() > 0);
         if any_null || u32::try_from(n).is_err() {
             return None;
         }
-        let (metric_rank, service_rank) = (string_ranks(metric), string_ranks(service));
+        // Each key takes as many bits as its largest rank needs.
+        let ranks: Vec<(Vec<u32>, u32)> = strings
+            .iter()
+            .map(|s| {
+                let (ranks, distinct) = string_ranks(s);
+                let bits = u32::BITS - (distinct.max(1) as u32 - 1).leading_zeros();
+                (ranks, bits)
+            })
+            .collect();
+        if ranks.iter().map(|(_, bits)| bits).sum::<u32>() > u64::BITS {
+            return None;
+        }
         let mut keys: Vec<(u64, u64, i64, u32)> = (0..n)
             .map(|i| {
-                let strings = (u64::from(metric_rank[i]) << 32) | u64::from(service_rank[i]);
-                (strings, ids.value(i), times.value(i), i as u32)
+                let packed = ranks.iter().fold(0_u64, |acc, (r, bits)| {
+                    acc.checked_shl(*bits).unwrap_or(0) | u64::from(r[i])
+                });
+                (packed, ids.value(i), times.value(i), i as u32)
             })
             .collect();
         keys.sort_unstable();
@@ -235,8 +263,9 @@ impl FileEncoder {
     }
 }
 
-/// Each value's rank among the distinct values of a non-null string array, in byte order.
-fn string_ranks(values: &StringArray) -> Vec<u32> {
+/// Each value's rank among the distinct values of a non-null string array, in byte order, and
+/// the number of distinct values.
+fn string_ranks(values: &StringArray) -> (Vec<u32>, usize) {
     let mut codes_of: HashMap<&str, u32> = HashMap::new();
     let mut codes = Vec::with_capacity(values.len());
     // Rows come grouped by metric and service, so most rows repeat the previous value.
@@ -258,7 +287,8 @@ fn string_ranks(values: &StringArray) -> Vec<u32> {
     for (r, (_, code)) in distinct.iter().enumerate() {
         rank[*code as usize] = r as u32;
     }
-    codes.into_iter().map(|c| rank[c as usize]).collect()
+    let ranks = codes.into_iter().map(|c| rank[c as usize]).collect();
+    (ranks, distinct.len())
 }
 
 impl FileEncoder {
@@ -267,14 +297,33 @@ impl FileEncoder {
         &self.sort_keys
     }
 
-    /// The writer settings of the table's files with zstd at `level` instead (compaction).
-    pub(crate) fn props_at_level(&self, level: i32) -> Result<WriterProperties> {
-        Ok(self
-            .props
-            .clone()
-            .into_builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
-            .build())
+    /// A writer of one of the table's files into `sink`, with zstd at `zstd_level` instead of
+    /// the table's level when given (compaction).
+    pub(crate) fn writer<W: Write + Send>(
+        &self,
+        sink: W,
+        zstd_level: Option<i32>,
+    ) -> Result<RowGroupWriter<W>> {
+        let at_level = |p: &WriterProperties| -> Result<WriterProperties> {
+            Ok(match zstd_level {
+                Some(level) => p
+                    .clone()
+                    .into_builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
+                    .build(),
+                None => p.clone(),
+            })
+        };
+        let mut layout = self.layout.clone();
+        if let Some((_, dict)) = layout.value_dict.as_mut() {
+            *dict = at_level(dict)?;
+        }
+        RowGroupWriter::try_new(
+            sink,
+            SchemaRef::clone(&self.schema),
+            at_level(&self.props)?,
+            layout,
+        )
     }
 
     /// Encodes an already sorted batch as a complete Parquet file.
@@ -284,9 +333,8 @@ impl FileEncoder {
         ack_max: Option<u64>,
         positions: Option<&str>,
     ) -> Result<Bytes> {
-        let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4);
-        let props = self.props_for(batch)?;
-        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.clone()))?;
+        let buf = Vec::with_capacity(batch.get_array_memory_size() / 4);
+        let mut writer = self.writer(buf, None)?;
         if let Some(ack) = ack_max {
             writer
                 .append_key_value_metadata(KeyValue::new(ACK_MAX_KEY.to_string(), ack.to_string()));
@@ -298,61 +346,8 @@ impl FileEncoder {
             ));
         }
         writer.write(batch)?;
-        writer.close()?;
-        Ok(Bytes::from(buf))
-    }
-}
-
-/// Rows of each of the [`TRIAL_SLICES`] slices of `value` encoded both ways by
-/// [`FileEncoder::props_for`].
-const TRIAL_ROWS: usize = 16 * 1024;
-/// Evenly spaced slices of the sorted batch in the trial, so it sees several metrics.
-const TRIAL_SLICES: usize = 4;
-
-impl FileEncoder {
-    /// The settings for `batch`: with a `value` dictionary when a sample of `value` encodes
-    /// smaller that way, else the plain settings.
-    ///
-    /// Which is smaller depends on the data, not the table: bounded-precision gauges (two
-    /// decimals, integers) repeat a few thousand distinct doubles whose mantissas look random
-    /// to BYTE_STREAM_SPLIT, so dictionary indices are about half the size; full-precision
-    /// random doubles never repeat, and a dictionary only adds to them. A trial on ~64k
-    /// values costs a few percent of encoding the file.
-    fn props_for(&self, batch: &RecordBatch) -> Result<&WriterProperties> {
-        let Some((i, dict_props)) = &self.dict_value else {
-            return Ok(&self.props);
-        };
-        let values = batch.column(*i);
-        let n = values.len();
-        if n == 0 {
-            return Ok(&self.props);
-        }
-        let sample: ArrayRef = if n <= TRIAL_ROWS * TRIAL_SLICES {
-            ArrayRef::clone(values)
-        } else {
-            let slices: Vec<ArrayRef> = (0..TRIAL_SLICES)
-                .map(|k| values.slice(k * (n - TRIAL_ROWS) / (TRIAL_SLICES - 1), TRIAL_ROWS))
-                .collect();
-            let refs: Vec<&dyn Array> = slices.iter().map(AsRef::as_ref).collect();
-            arrow::compute::concat(&refs)?
-        };
-        let field = batch.schema().field(*i).clone();
-        let sample = RecordBatch::try_new(
-            std::sync::Arc::new(arrow::datatypes::Schema::new(vec![field])),
-            vec![sample],
-        )?;
-        let size = |props: &WriterProperties| -> Result<usize> {
-            let mut buf = Vec::new();
-            let mut w = ArrowWriter::try_new(&mut buf, sample.schema(), Some(props.clone()))?;
-            w.write(&sample)?;
-            w.close()?;
-            Ok(buf.len())
-        };
-        Ok(if size(dict_props)? < size(&self.props)? {
-            dict_props
-        } else {
-            &self.props
-        })
+        writer.finish()?;
+        Ok(Bytes::from(writer.take_written()?))
     }
 }
 
@@ -361,8 +356,8 @@ impl FileEncoder {
 /// earlier one, which is what makes WAL replay idempotent.
 pub const ACK_MAX_KEY: &str = "phoenix.ack_max";
 
-/// Encoding of the `value` column (`None`: dictionary with plain fallback); per file,
-/// [`FileEncoder::props_for`] may put a dictionary in front of it.
+/// Encoding of the `value` column (`None`: dictionary with plain fallback); per row group,
+/// the writer keeps a dictionary instead when that is smaller (see `row_groups.rs`).
 ///
 /// BYTE_STREAM_SPLIT puts the same byte of every double together, so zstd sees long runs of
 /// equal sign/exponent bytes; on the realistic sample in the tests it makes the whole file less
@@ -376,6 +371,7 @@ mod tests {
     use arrow::array::{Array, AsArray};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use phoenix_model::metrics_schema;
+    use phoenix_model::schema::kind;
 
     fn encoder(value_encoding: Option<Encoding>, row_group_rows: usize) -> FileEncoder {
         FileEncoder::with_value_encoding(&metrics_schema(), 0, 3, row_group_rows, value_encoding)
@@ -516,7 +512,7 @@ mod tests {
             .iter()
             .map(|s| rg.column(s.column_idx as usize).column_path().string())
             .collect();
-        assert_eq!(names, ["metric", "service", "series_id", "time"]);
+        assert_eq!(names, ["kind", "metric", "service", "series_id", "time"]);
         let time = rg.column(0);
         assert_eq!(time.column_path().string(), "time");
         assert!(
@@ -589,35 +585,11 @@ mod tests {
     #[ignore = "measurement; prints a table"]
     fn bytes_per_datapoint() {
         type Tweak = fn(&mut FileEncoder);
-        let variants: [(&str, Tweak); 3] = [
-            (
-                "before: value BYTE_STREAM_SPLIT, series_id dictionary",
-                |e| {
-                    let id = || ColumnPath::from(col::SERIES_ID);
-                    e.dict_value = None;
-                    e.props = e
-                        .props
-                        .clone()
-                        .into_builder()
-                        .set_column_dictionary_enabled(id(), true)
-                        .set_column_encoding(id(), Encoding::PLAIN)
-                        .build();
-                },
-            ),
-            ("after: per-file value dictionary trial", |_| {}),
-            ("after + time dictionary", |e| {
-                let time = || ColumnPath::from(col::TIME);
-                let tweak = |p: &WriterProperties| {
-                    p.clone()
-                        .into_builder()
-                        .set_column_dictionary_enabled(time(), true)
-                        .build()
-                };
-                e.props = tweak(&e.props);
-                if let Some((_, p)) = e.dict_value.as_mut() {
-                    *p = tweak(p);
-                }
+        let variants: [(&str, Tweak); 2] = [
+            ("value BYTE_STREAM_SPLIT only", |e| {
+                e.layout.value_dict = None
             }),
+            ("value encoding chosen per row group", |_| {}),
         ];
         let mode = std::env::var("PHOENIX_SAMPLE").unwrap_or_else(|_| "both".into());
         let samples: Vec<(&str, u64, i64, bool)> = [
@@ -642,27 +614,104 @@ mod tests {
     }
 
     /// An hour of regular data (1,000 aligned series × 360 points, two-decimal gauges and
-    /// integer counters) encodes in at most 2.35 bytes per datapoint (3.49 with
-    /// BYTE_STREAM_SPLIT alone), and full-precision random gauges are no larger than before.
+    /// integer counters) encodes in under 2 bytes per datapoint (1.93; 3.47 with
+    /// BYTE_STREAM_SPLIT alone), and full-precision random gauges are no larger than that.
     #[test]
     fn regular_hour_bytes_per_datapoint() {
-        let size = |random: bool, trial: bool| {
+        let size = |random: bool, choose: bool| {
             let batch = regular_size::regular(1_000, 360, random);
             let mut enc = encoder(VALUE_ENCODING, 1024 * 1024);
-            if !trial {
-                enc.dict_value = None;
+            if !choose {
+                enc.layout.value_dict = None;
             }
             let file = regular_size::encode(&enc, &batch);
             file.len() as f64 / batch.num_rows() as f64
         };
         let regular = size(false, true);
-        assert!(regular <= 2.35, "regular: {regular:.3} bytes per datapoint");
+        assert!(regular < 2.0, "regular: {regular:.3} bytes per datapoint");
         assert!(regular < 0.7 * size(false, false), "{regular:.3}");
         let (random, random_before) = (size(true, true), size(true, false));
         assert!(
             random <= random_before,
             "random: {random:.3} > {random_before:.3}"
         );
+    }
+
+    /// Row groups end where the kind changes and at the row limit; each picks its own `value`
+    /// encoding (a dictionary for two-decimal gauges, BYTE_STREAM_SPLIT for integer counters),
+    /// never larger than either choice for the whole file, and every value reads back exactly.
+    #[test]
+    fn value_encoding_is_chosen_per_kind_row_group() {
+        let batch = regular_size::regular(400, 120, false);
+        let enc = encoder(VALUE_ENCODING, 20_000);
+        let sorted = enc.sort(&batch).expect("sort");
+        let file = enc.encode(&sorted, None, None).expect("encode");
+        let reader = SerializedFileReader::new(file.clone()).expect("parquet");
+        let meta = reader.metadata();
+        // 200 gauge series and 200 counter series × 120 points: 24,000 rows of each kind,
+        // so each kind fills one group of 20,000 rows and one of 4,000.
+        let groups: Vec<(String, i64, bool)> = meta
+            .row_groups()
+            .iter()
+            .map(|rg| {
+                let column = |name: &str| {
+                    rg.columns()
+                        .iter()
+                        .find(|c| c.column_path().string() == name)
+                        .expect("column")
+                };
+                let kind = column(col::KIND).statistics().expect("kind statistics");
+                let (min, max) = match kind {
+                    parquet::file::statistics::Statistics::ByteArray(s) => (
+                        s.min_opt()
+                            .expect("min")
+                            .as_utf8()
+                            .expect("utf8")
+                            .to_string(),
+                        s.max_opt()
+                            .expect("max")
+                            .as_utf8()
+                            .expect("utf8")
+                            .to_string(),
+                    ),
+                    other => panic!("kind statistics {other:?}"),
+                };
+                assert_eq!(min, max, "one kind per row group");
+                let dictionary = column(col::VALUE).dictionary_page_offset().is_some();
+                (min, rg.num_rows(), dictionary)
+            })
+            .collect();
+        let expected = [
+            (kind::GAUGE, 20_000, true),
+            (kind::GAUGE, 4_000, true),
+            (kind::SUM, 20_000, false),
+            (kind::SUM, 4_000, false),
+        ];
+        let expected: Vec<(String, i64, bool)> = expected
+            .iter()
+            .map(|(k, n, d)| (k.to_string(), *n, *d))
+            .collect();
+        assert_eq!(groups, expected);
+
+        let whole_file = |dict: bool| {
+            let mut e = encoder(if dict { None } else { VALUE_ENCODING }, 20_000);
+            e.layout.value_dict = None;
+            e.encode(&sorted, None, None).expect("encode").len()
+        };
+        let (bss, dict) = (whole_file(false), whole_file(true));
+        assert!(
+            file.len() < bss.min(dict),
+            "per group {}, BYTE_STREAM_SPLIT {bss}, dictionary {dict}",
+            file.len()
+        );
+
+        let read: Vec<RecordBatch> =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1 << 20)
+                .expect("reader")
+                .collect::<std::result::Result<_, _>>()
+                .expect("read");
+        let read = arrow::compute::concat_batches(&sorted.schema(), &read).expect("concat");
+        assert_eq!(read, sorted);
     }
 
     /// The chosen `value` encoding is no larger than the alternative on realistic data.

@@ -32,6 +32,14 @@ pub enum Error {
         /// The store's error.
         source: object_store::Error,
     },
+    /// Streaming a file to the object store failed.
+    #[error("object store upload `{path}`: {source}")]
+    Upload {
+        /// The object path.
+        path: String,
+        /// The upload's error.
+        source: std::io::Error,
+    },
     /// Encoding or decoding Parquet failed.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

@@ -15,6 +15,7 @@ mod layout;
 mod metrics;
 mod positions;
 mod replay;
+mod row_groups;
 mod sink;
 mod store;
 mod table;

@@ -7,10 +7,10 @@ use arrow::array::{
     StringBuilder, TimestampNanosecondArray, UInt32Array, UInt64Array,
 };
 use phoenix_model::metrics_schema;
-use phoenix_model::schema::col;
+use phoenix_model::schema::{col, kind, temporality};
 
-/// One datapoint for a test; fields not listed here get neutral values (gauge, no unit, scope
-/// `test`, sample rate 1, histogram columns null).
+/// One datapoint for a test; fields not listed here get neutral values (no unit, scope `test`,
+/// sample rate 1, histogram columns null).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestPoint {
     /// `time`, ns since the epoch.
@@ -27,6 +27,8 @@ pub struct TestPoint {
     pub attributes: Vec<(String, String)>,
     /// `resource`.
     pub resource: Vec<(String, String)>,
+    /// Whether the point is a cumulative monotonic sum (else a gauge).
+    pub counter: bool,
 }
 
 impl TestPoint {
@@ -46,7 +48,14 @@ impl TestPoint {
             series_id,
             attributes: Vec::new(),
             resource: vec![("service.name".to_string(), service.to_string())],
+            counter: false,
         }
+    }
+
+    /// Makes the point a cumulative monotonic sum.
+    pub fn counter(mut self) -> Self {
+        self.counter = true;
+        self
     }
 
     /// Adds a datapoint attribute.
@@ -97,9 +106,14 @@ pub fn metrics_batch(points: &[TestPoint]) -> RecordBatch {
                 Arc::new(TimestampNanosecondArray::new_null(n).with_timezone("UTC")) as ArrayRef
             }
             col::METRIC => strings(&|p| Some(p.metric.clone())),
-            col::KIND => strings(&|_| Some("gauge".into())),
-            col::TEMPORALITY => strings(&|_| None),
-            col::MONOTONIC => Arc::new(BooleanArray::new_null(n)),
+            col::KIND => strings(&|p| Some(if p.counter { kind::SUM } else { kind::GAUGE }.into())),
+            col::TEMPORALITY => strings(&|p| p.counter.then(|| temporality::CUMULATIVE.into())),
+            col::MONOTONIC => Arc::new(
+                points
+                    .iter()
+                    .map(|p| p.counter.then_some(true))
+                    .collect::<BooleanArray>(),
+            ),
             col::UNIT => strings(&|_| Some(String::new())),
             col::SERVICE => strings(&|p| Some(p.service.clone())),
             col::RESOURCE => map(&|p| &p.resource),

@@ -273,6 +273,97 @@ async fn compaction_shrinks_bytes_per_row() {
     assert!(r.bytes_after < r.bytes_before);
 }
 
+/// A compacted hour of two-decimal gauges and integer counters is sorted by kind first, holds
+/// one kind per row group, and keeps each group's smaller `value` encoding: a dictionary for
+/// the gauges, BYTE_STREAM_SPLIT for the counters, at under 2 bytes per datapoint.
+#[tokio::test]
+async fn compaction_chooses_value_encoding_per_kind() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    // Row groups of the default size, not the tests' 1,000 rows.
+    let mut c = cfg("memory://");
+    c.row_group_rows = phoenix_model::config::StorageConfig::default().row_group_rows;
+    let storage = Storage::open_with_store(Arc::clone(&store), &c)
+        .await
+        .expect("open");
+    let table = storage.table("metrics").expect("table");
+    // 600 series (half gauges, half counters) × 360 points, flushed as 12 files of 30 points.
+    let (series, points, files) = (600_u64, 360_i64, 12_i64);
+    let mut gauge: Vec<f64> = (0..series).map(|s| (s % 100) as f64).collect();
+    let mut step = 0_u64;
+    for f in 0..files {
+        let mut pts = Vec::new();
+        for k in f * points / files..(f + 1) * points / files {
+            for s in 0..series {
+                step = step
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let v = &mut gauge[s as usize];
+                let (metric, counter) = if s % 2 == 0 {
+                    *v = ((*v + ((step >> 33) % 401) as f64 / 100.0 - 2.0).clamp(0.0, 100.0)
+                        * 100.0)
+                        .round()
+                        / 100.0;
+                    ("cpu.utilization", false)
+                } else {
+                    *v += (1 + (step >> 33) % 100) as f64;
+                    ("http.requests", true)
+                };
+                let mut p = TestPoint::gauge(metric, "svc", T0 + k * 10 * SEC, *v)
+                    .attr("instance", &format!("i-{s:05}"));
+                p.series_id = s.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                pts.push(if counter { p.counter() } else { p });
+            }
+        }
+        table.append(metrics_batch(&pts)).expect("append");
+        table.flush().await.expect("flush");
+    }
+    let report = table
+        .compact_hour(HOUR)
+        .await
+        .expect("compact")
+        .expect("done");
+    let rows = (series as i64 * points) as u64;
+    assert_eq!(report.rows, rows);
+
+    let files = table.snapshot().files;
+    assert_eq!(files.len(), 1);
+    let bytes = store
+        .get(&files[0].path)
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("bytes");
+    let per_row = bytes.len() as f64 / rows as f64;
+    eprintln!("compacted: {per_row:.3} bytes per datapoint");
+    assert!(per_row < 2.0, "{per_row:.3} bytes per datapoint");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("parquet");
+    let mut seen = Vec::new();
+    for rg in reader.metadata().row_groups() {
+        let column = |name: &str| {
+            rg.columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .expect("column")
+        };
+        let Some(parquet::file::statistics::Statistics::ByteArray(kind)) =
+            column("kind").statistics()
+        else {
+            panic!("kind statistics");
+        };
+        let (min, max) = (kind.min_opt().expect("min"), kind.max_opt().expect("max"));
+        assert_eq!(min, max, "one kind per row group");
+        let dictionary = column("value").dictionary_page_offset().is_some();
+        seen.push((min.as_utf8().expect("utf8").to_string(), dictionary));
+    }
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [("gauge".to_string(), true), ("sum".to_string(), false)],
+        "gauges first, with a dictionary; counters without"
+    );
+}
+
 /// Compaction encodes at `storage.compaction.zstd_level`, not the flush level: the same 30
 /// files compact smaller at level 19 than at level 1 (flushes at level 1 both times).
 #[tokio::test]

@@ -1,0 +1,204 @@
+//! Writes a table's sorted rows as Parquet row groups, with the `value` column's encoding chosen
+//! per row group: each group's values are encoded both with a dictionary and with the table's
+//! plain encoding (BYTE_STREAM_SPLIT), and the smaller chunk is kept.
+//!
+//! Which is smaller depends on the data, so no one setting suits a file. Bounded-precision
+//! gauges (two decimals) repeat a few thousand doubles whose mantissas look random to
+//! BYTE_STREAM_SPLIT, so dictionary indices are far smaller (1.8 vs 5.0 bytes per value on the
+//! regular sample); integer counters climb through many distinct values whose low bytes are
+//! zero, so BYTE_STREAM_SPLIT wins (1.4 vs 1.9). Files are sorted by `kind` first and a row group
+//! ends where the kind changes, so each group holds one kind of data and gets its own choice.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+
+use crate::Result;
+
+/// How a [`RowGroupWriter`] lays out row groups.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    /// Most rows per row group.
+    pub(crate) max_rows: usize,
+    /// Index of the `kind` column (Utf8): a row group ends where it changes.
+    pub(crate) kind_col: Option<usize>,
+    /// Parquet leaf index of `value` and the settings that give it a dictionary.
+    pub(crate) value_dict: Option<(usize, WriterProperties)>,
+}
+
+/// A Parquet file being written row group by row group; see the module docs.
+pub(crate) struct RowGroupWriter<W: Write + Send> {
+    file: SerializedFileWriter<W>,
+    schema: SchemaRef,
+    /// Column writers with the table's settings.
+    plain: ArrowRowGroupWriterFactory,
+    /// Leaf index of `value` and column writers that give it a dictionary.
+    dict: Option<(usize, ArrowRowGroupWriterFactory)>,
+    max_rows: usize,
+    kind_col: Option<usize>,
+    group: Option<Group>,
+}
+
+/// The row group being written.
+struct Group {
+    writers: Vec<ArrowColumnWriter>,
+    /// `value` encoded with a dictionary as well.
+    dict_value: Option<ArrowColumnWriter>,
+    rows: usize,
+    /// The kind of every row in the group (`None`: null or no kind column).
+    kind: Option<String>,
+}
+
+impl<W: Write + Send> RowGroupWriter<W> {
+    /// Starts a file in `sink` with `props` (compression, per-column encodings, metadata).
+    pub(crate) fn try_new(
+        sink: W,
+        schema: SchemaRef,
+        props: WriterProperties,
+        layout: Layout,
+    ) -> Result<Self> {
+        // `ArrowWriter` stores the Arrow schema in the footer, so readers get the exact types
+        // (timestamp time zones, map field names) back.
+        let (file, plain) = ArrowWriter::try_new(sink, SchemaRef::clone(&schema), Some(props))?
+            .into_serialized_writer()?;
+        let dict = match layout.value_dict {
+            Some((leaf, props)) => {
+                // The factory only takes the schema and settings from this writer.
+                let shadow = SerializedFileWriter::new(
+                    std::io::sink(),
+                    file.schema_descr().root_schema_ptr(),
+                    Arc::new(props),
+                )?;
+                let factory = ArrowRowGroupWriterFactory::new(&shadow, SchemaRef::clone(&schema));
+                Some((leaf, factory))
+            }
+            None => None,
+        };
+        Ok(Self {
+            file,
+            schema,
+            plain,
+            dict,
+            max_rows: layout.max_rows.max(1),
+            kind_col: layout.kind_col,
+            group: None,
+        })
+    }
+
+    /// Adds a key-value pair to the footer.
+    pub(crate) fn append_key_value_metadata(&mut self, kv: KeyValue) {
+        self.file.append_key_value_metadata(kv);
+    }
+
+    /// Appends sorted rows, ending row groups at kind changes and at the row limit.
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let kinds = self
+            .kind_col
+            .and_then(|i| batch.column(i).as_string_opt::<i32>());
+        let n = batch.num_rows();
+        let mut start = 0;
+        while start < n {
+            let kind = kinds.and_then(|k| k.is_valid(start).then(|| k.value(start)));
+            let mut group = match self.group.take() {
+                Some(g) if g.rows < self.max_rows && g.kind.as_deref() == kind => g,
+                open => {
+                    if let Some(g) = open {
+                        self.close_group(g)?;
+                    }
+                    self.open_group(kind)?
+                }
+            };
+            let limit = n.min(start + (self.max_rows - group.rows));
+            let end = kinds.map_or(limit, |k| run_end(k, start, limit));
+            let slice = batch.slice(start, end - start);
+            let mut leaf = 0;
+            for (field, column) in self.schema.fields().iter().zip(slice.columns()) {
+                for column in compute_leaves(field, column)? {
+                    if let (Some((value_leaf, _)), Some(alt)) =
+                        (&self.dict, group.dict_value.as_mut())
+                    {
+                        if *value_leaf == leaf {
+                            alt.write(&column)?;
+                        }
+                    }
+                    group.writers[leaf].write(&column)?;
+                    leaf += 1;
+                }
+            }
+            group.rows += end - start;
+            self.group = Some(group);
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Closes the open row group, if any, and writes the footer.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        if let Some(g) = self.group.take() {
+            self.close_group(g)?;
+        }
+        self.file.finish()?;
+        Ok(())
+    }
+
+    fn open_group(&self, kind: Option<&str>) -> Result<Group> {
+        let index = self.file.flushed_row_groups().len();
+        let dict_value = match &self.dict {
+            Some((leaf, factory)) => factory.create_column_writers(index)?.into_iter().nth(*leaf),
+            None => None,
+        };
+        Ok(Group {
+            writers: self.plain.create_column_writers(index)?,
+            dict_value,
+            rows: 0,
+            kind: kind.map(str::to_owned),
+        })
+    }
+
+    fn close_group(&mut self, mut group: Group) -> Result<()> {
+        let value_leaf = self.dict.as_ref().map(|(leaf, _)| *leaf);
+        let mut row_group = self.file.next_row_group()?;
+        for (leaf, writer) in group.writers.into_iter().enumerate() {
+            let mut chunk = writer.close()?;
+            if Some(leaf) == value_leaf {
+                if let Some(alt) = group.dict_value.take() {
+                    let alt = alt.close()?;
+                    if alt.close().metadata.compressed_size()
+                        < chunk.close().metadata.compressed_size()
+                    {
+                        chunk = alt;
+                    }
+                }
+            }
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        Ok(())
+    }
+}
+
+impl RowGroupWriter<Vec<u8>> {
+    /// Takes the bytes written so far (whole row groups), so a streaming caller can upload them.
+    pub(crate) fn take_written(&mut self) -> Result<Vec<u8>> {
+        self.file
+            .flush()
+            .map_err(parquet::errors::ParquetError::from)?;
+        Ok(std::mem::take(self.file.inner_mut()))
+    }
+}
+
+/// End of the run of rows from `start` (below `limit`) that share `start`'s kind.
+fn run_end(kinds: &StringArray, start: usize, limit: usize) -> usize {
+    let valid = kinds.is_valid(start);
+    let kind = kinds.value(start);
+    (start + 1..limit)
+        .find(|&i| kinds.is_valid(i) != valid || (valid && kinds.value(i) != kind))
+        .unwrap_or(limit)
+}
