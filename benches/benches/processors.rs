@@ -420,6 +420,40 @@ fn sample(c: &mut Criterion) {
     group.finish();
 }
 
+/// The embedded default's stages (`cap`, `rollup_1m`, usage accounting) on loadgen-shaped
+/// traffic: 10,000 series, 60 points each per minute (`examples/stage_cost.rs` counts their
+/// instructions under callgrind).
+fn default_pipeline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("default_pipeline");
+    group.sample_size(10);
+    let batches = phoenix_benches::loadgen_batches(10, 120, BASE_NS, 1_000_000_000);
+    bench_run(&mut group, "cap", &batches, || {
+        from_yaml("type: cardinality_limit, max_series: 100000")
+    });
+    bench_flushed(&mut group, "rollup_1m", &batches, || {
+        from_yaml("type: aggregate, window: 1m, allowed_lateness: 30s, max_series: 100000")
+    });
+    let points: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    group.throughput(Throughput::Elements(points as u64));
+    group.bench_function("usage_in_and_out", |b| {
+        let out = phoenix_processors::Flow::Out(std::sync::Arc::from("metrics"));
+        b.iter(|| {
+            let usage = phoenix_processors::UsageRecorder::new();
+            for batch in &batches {
+                usage
+                    .record(batch, &phoenix_processors::Flow::In)
+                    .expect("records");
+                usage.record(batch, &out).expect("records");
+            }
+            usage
+                .drain(None, |_| 100.0)
+                .expect("drains")
+                .map(|d| d.num_rows())
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     filter,
@@ -427,6 +461,7 @@ criterion_group!(
     sample,
     temporality,
     cardinality_limit,
-    aggregate
+    aggregate,
+    default_pipeline
 );
 criterion_main!(benches);

@@ -107,6 +107,93 @@ pub fn shift_time(
     arrow::record_batch::RecordBatch::try_new(batch.schema(), columns).expect("same schema")
 }
 
+/// One request shaped like `phoenix loadgen`'s (default flags): chunk `chunk` of 1,000 gauge
+/// series, 100 metrics `gauge_<m>` of 10 series each, attributes `series.id` (unique),
+/// `http.route` and `http.request.method`, resource `service.name` = `loadgen-<chunk % 8>` and
+/// `host.name` = `loadgen-host-<chunk>`; every point at `time_ns`.
+pub fn loadgen_request(chunk: usize, time_ns: u64) -> ExportMetricsServiceRequest {
+    const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+    let per_metric = 10;
+    let metrics = (0..100)
+        .map(|m| {
+            let data_points = (0..per_metric)
+                .map(|i| {
+                    let global = (chunk * 1000 + m * per_metric + i) as u64;
+                    NumberDataPoint {
+                        attributes: vec![
+                            kv("series.id", &format!("{global:016}")),
+                            kv("http.route", &format!("/api/v1/items/{}", global % 20)),
+                            kv("http.request.method", METHODS[(global / 20 % 4) as usize]),
+                        ],
+                        start_time_unix_nano: 0,
+                        time_unix_nano: time_ns,
+                        value: Some(number_data_point::Value::AsDouble(global as f64 * 0.5)),
+                        exemplars: vec![],
+                        flags: 0,
+                    }
+                })
+                .collect();
+            Metric {
+                name: format!("gauge_{m}"),
+                description: String::new(),
+                unit: "1".to_string(),
+                metadata: vec![],
+                data: Some(metric::Data::Gauge(Gauge { data_points })),
+            }
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", &format!("loadgen-{}", chunk % 8)),
+                    kv("host.name", &format!("loadgen-host-{chunk:05}")),
+                ],
+                dropped_attributes_count: 0,
+                entity_refs: vec![],
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "phoenix-loadgen".to_string(),
+                    version: String::new(),
+                    attributes: vec![],
+                    dropped_attributes_count: 0,
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// `scrapes` rounds, `step_ns` apart from `base_time_ns`, of `chunks` decoded
+/// [`loadgen_request`] batches (1,000 series each): the end-to-end benchmark's traffic (at
+/// 1M datapoints/s over 100k series, a series sends every 100 ms).
+///
+/// # Panics
+/// If the fixture does not decode (a bug in the fixture or the decoder).
+pub fn loadgen_batches(
+    chunks: usize,
+    scrapes: usize,
+    base_time_ns: u64,
+    step_ns: i64,
+) -> Vec<arrow::record_batch::RecordBatch> {
+    let limits =
+        phoenix_ingest::DecodeLimits::from_config(&Default::default()).without_time_window();
+    let first: Vec<_> = (0..chunks)
+        .map(|c| {
+            phoenix_ingest::decode(&loadgen_request(c, base_time_ns), &limits)
+                .ok()
+                .and_then(|d| d.batch)
+                .expect("fixture decodes")
+        })
+        .collect();
+    (0..scrapes)
+        .flat_map(|k| first.iter().map(move |b| shift_time(b, k as i64 * step_ns)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

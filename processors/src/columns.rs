@@ -61,6 +61,35 @@ pub(crate) fn f64s<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a
     column::<Float64Array>(batch, name)
 }
 
+/// Equality of two short strings (metric and service names, kinds) without a `memcmp` call:
+/// rows compare these against the previous row's, and the call was most of the cost.
+#[inline]
+pub(crate) fn short_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    // Two overlapping fixed-width loads cover every length in the range.
+    let word = |s: &[u8], at: usize| -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let half = |s: &[u8], at: usize| -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_le_bytes(w)
+    };
+    match n {
+        0 => true,
+        1..=3 => a == b,
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// A `Map<Utf8, Utf8>` column seen as rows of `(key, value)` entries.
 #[derive(Clone, Copy)]
 pub(crate) struct MapView<'a> {
@@ -155,4 +184,27 @@ pub(crate) fn dropped_rows(batch: &RecordBatch, keep: &BooleanBuffer) -> Result<
         .collect::<Result<Vec<_>>>()?;
     let keys = batch.project(&indices)?;
     Ok(filter_record_batch(&keys, &BooleanArray::new(!keep, None))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_eq;
+
+    /// `short_eq` agrees with `==` for every length class, including strings that differ only
+    /// in a middle, first or last byte.
+    #[test]
+    fn short_eq_matches_std_eq() {
+        let base = "abcdefghijklmnopqrstuvwxyz";
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(short_eq(a, a), "len {n}");
+            for i in 0..n {
+                let mut b = a.as_bytes().to_vec();
+                b[i] = b'#';
+                let b = String::from_utf8(b).expect("ascii");
+                assert!(!short_eq(a, &b), "len {n} differs at {i}");
+            }
+            assert!(!short_eq(a, &base[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
 }

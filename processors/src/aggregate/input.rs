@@ -8,7 +8,7 @@ use arrow::datatypes::{Float64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 use phoenix_model::schema::{col, kind, temporality};
 
-use crate::columns::{column, f64s, string_map, strings, u64s, MapView};
+use crate::columns::{column, f64s, short_eq, string_map, strings, u64s, MapView};
 use crate::{Error, Result};
 
 /// OTLP `FLAG_NO_RECORDED_VALUE`.
@@ -147,11 +147,16 @@ impl<'a> Input<'a> {
 
     /// How row `row` is aggregated.
     pub(crate) fn class(&self, row: usize) -> Class {
+        let kind = self.kind.value(row);
+        // Most rows are gauges: no temporality to read, and no `memcmp` call.
+        if short_eq(kind, kind::GAUGE) {
+            return Class::Gauge;
+        }
         let temporality = self
             .temporality
             .is_valid(row)
             .then(|| self.temporality.value(row));
-        match (self.kind.value(row), temporality) {
+        match (kind, temporality) {
             (kind::GAUGE, _) => Class::Gauge,
             (kind::SUM, Some(temporality::DELTA)) => Class::DeltaSum,
             (kind::SUM, Some(temporality::CUMULATIVE)) => Class::CumulativeSum {

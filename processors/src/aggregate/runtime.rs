@@ -1,7 +1,6 @@
 //! The running aggregator: routes rows into windows, closes windows on the watermark, and
 //! emits their rows.
 
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use arrow::array::{BooleanArray, BooleanBufferBuilder};
@@ -32,8 +31,9 @@ pub const MAX_FUTURE_NS: i64 = 10 * 60 * 1_000_000_000;
 pub struct Aggregate {
     settings: Settings,
     groups: Groups,
-    /// Open windows by start.
-    windows: BTreeMap<i64, Window>,
+    /// Open windows, by start ascending (a few: a vector searched from the newest beats a
+    /// tree lookup per row).
+    windows: Vec<(i64, Window)>,
     /// Cumulative → delta state per input stream.
     cumulative: CumulativeState,
     /// Newest event time accepted.
@@ -77,6 +77,19 @@ fn apply(f: GaugeFunction, g: &GaugeAcc) -> f64 {
     }
 }
 
+/// The open window starting at `start`, created (first fed at `position`) when new.
+#[inline]
+fn window_mut(windows: &mut Vec<(i64, Window)>, start: i64, position: u64) -> &mut Window {
+    // Rows mostly go to the newest window: search from the back.
+    let at = match windows.iter().rposition(|(s, _)| *s <= start) {
+        Some(i) if windows[i].0 == start => return &mut windows[i].1,
+        Some(i) => i + 1,
+        None => 0,
+    };
+    windows.insert(at, (start, Window::new(position)));
+    &mut windows[at].1
+}
+
 /// A boolean mask of `n` false bits.
 fn mask(n: usize) -> BooleanBufferBuilder {
     let mut b = BooleanBufferBuilder::new(n);
@@ -96,7 +109,7 @@ impl Aggregate {
         Aggregate {
             settings,
             groups: Groups::new(grouping, suffixes),
-            windows: BTreeMap::new(),
+            windows: Vec::new(),
             cumulative,
             max_time: i64::MIN,
             floor: i64::MIN,
@@ -151,6 +164,8 @@ impl Aggregate {
         let future = wall_clock_ns().saturating_add(MAX_FUTURE_NS);
         let mut tally = Tally::default();
         let mut names = NameCache::default();
+        // Window `[start, end)` of the previous row: most rows fall in the same one.
+        let (mut cur_start, mut cur_end) = (i64::MAX, i64::MIN);
         for row in 0..batch.num_rows() {
             let class = input.class(row);
             let shape = match self.settings.mode {
@@ -172,7 +187,11 @@ impl Aggregate {
                 tally.future += 1;
                 continue;
             }
-            let start = t.saturating_sub(t.rem_euclid(w));
+            if !(cur_start..cur_end).contains(&t) {
+                cur_start = t.saturating_sub(t.rem_euclid(w));
+                cur_end = cur_start.saturating_add(w);
+            }
+            let start = cur_start;
             if start.saturating_add(w) <= self.watermark() {
                 tally.late += 1;
                 match self.settings.late_policy {
@@ -198,10 +217,7 @@ impl Aggregate {
                 continue;
             };
             series.last_window = series.last_window.max(start);
-            let win = self
-                .windows
-                .entry(start)
-                .or_insert_with(|| Window::new(position));
+            let win = window_mut(&mut self.windows, start, position);
             let id = input.series_id[row];
             if let Mode::Downsample(f) = self.settings.mode {
                 let slot = win.downs.entry(out).or_default();
@@ -278,12 +294,11 @@ impl Aggregate {
     /// returns their rows; then forgets idle series.
     fn close(&mut self, watermark: Option<i64>) -> Result<Option<RecordBatch>> {
         let mut closing = Vec::new();
-        while let Some(entry) = self.windows.first_entry() {
-            let start = *entry.key();
+        while let Some(&(start, _)) = self.windows.first() {
             if watermark.is_some_and(|wm| start.saturating_add(self.settings.window_ns) > wm) {
                 break;
             }
-            closing.push((start, entry.remove()));
+            closing.push(self.windows.remove(0));
         }
         if closing.is_empty() {
             return Ok(None);
@@ -478,7 +493,7 @@ impl Processor for Aggregate {
     }
 
     fn held_since(&self) -> Option<u64> {
-        self.windows.values().map(|w| w.first_position).min()
+        self.windows.iter().map(|(_, w)| w.first_position).min()
     }
 
     fn flush(&mut self) -> Result<Option<RecordBatch>> {

@@ -19,7 +19,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::merge::{Buckets, Merger, Point};
 use super::metrics::CardinalityMetrics;
-use crate::columns::{dropped_rows, string_map, strings, MapView};
+use crate::columns::{dropped_rows, short_eq, string_map, strings, MapView};
 use crate::delta::{bounds_layout, CumulativeState, IdMap, InitialValue, Skip};
 use crate::processor::Processor;
 use crate::temporality::view::{opt_f64, Kind, PointView, Temp};
@@ -388,8 +388,30 @@ impl CardinalityLimit {
         // 1. Admission.
         let mut over: Vec<u32> = Vec::new();
         let (mut selected, mut metric) = (None, None);
+        // Rows come in runs of one kind and temporality: compare with the previous row's
+        // strings instead of classifying each row.
+        let mut last: Option<(&str, Option<&str>, bool)> = None;
         for i in 0..rows {
-            if !limited(v.kind(i), v.temporality(i)) {
+            let kind = v.kind.value(i);
+            let temporality = v.temporality.is_valid(i).then(|| v.temporality.value(i));
+            let hit = match last {
+                Some((k, t, hit))
+                    if short_eq(k, kind)
+                        && match (t, temporality) {
+                            (None, None) => true,
+                            (Some(a), Some(b)) => short_eq(a, b),
+                            _ => false,
+                        } =>
+                {
+                    hit
+                }
+                _ => {
+                    let hit = limited(v.kind(i), v.temporality(i));
+                    last = Some((kind, temporality, hit));
+                    hit
+                }
+            };
+            if !hit {
                 continue;
             }
             let name = v.metric.value(i);
