@@ -4,8 +4,9 @@
 # Builds release, starts `phoenix serve` on the embedded default (data in a temp dir), pushes
 # OTLP with `phoenix loadgen` for DURATION seconds, and reports: accepted datapoints/s, the
 # decode-only ceiling measured in the same run (criterion, prost only) and the ratio, p50/p99
-# export latency, peak RSS, CPU seconds per million datapoints, Parquet bytes per datapoint, and
-# a SQL check that stored == accepted. With PEER_ENDPOINT set, the same load runs against that
+# export latency, peak RSS, CPU seconds per million datapoints (server, and the generator that
+# shares the machine), refused requests by the server's reason, Parquet bytes per datapoint,
+# and a SQL check that stored == accepted. With PEER_ENDPOINT set, the same load runs against that
 # OTLP endpoint too and the ratio is printed.
 #
 # Environment (defaults in brackets):
@@ -62,11 +63,17 @@ tck=$(getconf CLK_TCK)
 cpu0=$(cpu_ticks "$SERVER")
 if [[ "$PROTOCOL" == grpc ]]; then endpoint="http://$GRPC"; else endpoint="http://$HTTP"; fi
 echo "==> phoenix loadgen: $PROTOCOL, $RATE dp/s target, $SERIES series, ${DURATION}s" >&2
+# CPU of finished children: the generator's is the difference around it. (`times` runs in
+# this shell: in a subshell or pipeline it would see that subshell's children only.)
+times > "$WORK/times0"
 report=$("$BIN" loadgen --endpoint "$endpoint" --protocol "$PROTOCOL" --rate "$RATE" \
     --series "$SERIES" --duration "$DURATION" --connections "$CONNECTIONS" \
     --batch-size "$BATCH" --mix "$MIX" ${LOADGEN_ARGS:-} | tail -n 1)
 cpu1=$(cpu_ticks "$SERVER")
+times > "$WORK/times1"
 rss_kb=$(awk '/VmHWM/{print $2}' "/proc/$SERVER/status")
+# Requests the server refused (503 / UNAVAILABLE, 4xx), by its reason label.
+curl -s "$API/metrics" > "$WORK/metrics.txt" || true
 accepted=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["accepted"])' "$report")
 
 # Everything accepted must be queryable (flushed or buffered) before we stop.
@@ -88,9 +95,22 @@ if [[ -n "${PEER_ENDPOINT:-}" ]]; then
         --batch-size "$BATCH" --mix "$MIX" ${LOADGEN_ARGS:-} | tail -n 1)
 fi
 
-python3 - "$report" "$ceiling" "$cpu0" "$cpu1" "$tck" "$rss_kb" "$stored" "$parquet_bytes" "$peer" <<'PY'
-import json, sys
+python3 - "$report" "$ceiling" "$cpu0" "$cpu1" "$tck" "$rss_kb" "$stored" "$parquet_bytes" "$peer" \
+    "$WORK/times0" "$WORK/times1" "$WORK/metrics.txt" <<'PY'
+import json, re, sys
 rep = json.loads(sys.argv[1]); ceiling = json.loads(sys.argv[2])
+def children_cpu(path):
+    # Second line of `times`: children's user and sys, as "XmY.YYYs XmY.YYYs".
+    parts = re.findall(r'(\d+)m([\d.]+)s', open(path).read().splitlines()[1])
+    return sum(int(m) * 60 + float(sec) for m, sec in parts)
+gen_cpu_s = children_cpu(sys.argv[11]) - children_cpu(sys.argv[10])
+refused = {}
+for line in open(sys.argv[12]):
+    m = re.match(r'phoenix_ingest_requests_rejected_total\{(.*)\} (\S+)', line)
+    if m:
+        reason = re.search(r'reason="([^"]*)"', m.group(1))
+        key = reason.group(1) if reason else "?"
+        refused[key] = refused.get(key, 0) + int(float(m.group(2)))
 cpu_s = (int(sys.argv[4]) - int(sys.argv[3])) / int(sys.argv[5])
 rss_mib = int(sys.argv[6]) / 1024; stored = int(sys.argv[7]); pq = int(sys.argv[8])
 peer = json.loads(sys.argv[9])
@@ -105,6 +125,8 @@ out = {
     "server_peak_rss_mib": round(rss_mib, 1),
     "server_cpu_s": round(cpu_s, 2),
     "cpu_s_per_million_dp": round(cpu_s / acc * 1e6, 3) if acc else None,
+    "generator_cpu_s": round(gen_cpu_s, 2),
+    "refused_requests_by_reason": refused,
     "stored": stored, "stored_equals_accepted": stored == acc,
     "parquet_bytes": pq, "bytes_per_dp": round(pq / stored, 3) if stored > 0 else None,
 }
