@@ -1,9 +1,11 @@
-//! Parquet encoding: sort + zstd encode + put of one flush of 1M gauge points (1,000 series ×
-//! 1,000 scrapes 10 s apart) into an in-memory object store.
+//! Parquet encoding: sort + zstd encode + put of one flush of 360k gauge points (1,000 series ×
+//! 360 scrapes 10 s apart) into an in-memory object store, with values that repeat per series
+//! and with full-precision random values (as `phoenix loadgen` sends by default).
 #![allow(missing_docs)] // criterion_group! generates undocumented functions.
 
 use std::sync::Arc;
 
+use arrow::array::{Float64Array, RecordBatch};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use object_store::memory::InMemory;
 use phoenix_benches::{gauge_batch, shift_time, INTERVAL_NS};
@@ -18,6 +20,7 @@ fn flush(c: &mut Criterion) {
         .map(|k| shift_time(&base, k as i64 * INTERVAL_NS))
         .collect();
     let rows = (scrapes * 1000) as u64;
+    let random = with_random_values(&batches);
     let config = phoenix_model::config::StorageConfig {
         url: "memory://".into(),
         ..Default::default()
@@ -25,21 +28,49 @@ fn flush(c: &mut Criterion) {
     let mut group = c.benchmark_group("parquet_flush");
     group.sample_size(10);
     group.throughput(Throughput::Elements(rows));
-    group.bench_function("sort_encode_put_360k_gauges", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let storage = Storage::open_with_store(Arc::new(InMemory::new()), &config)
-                    .await
-                    .expect("storage");
-                let table = storage.table("metrics").expect("table");
-                for batch in &batches {
-                    table.append(batch.clone()).expect("append");
-                }
-                table.flush().await.expect("flush").bytes
+    for (name, input) in [
+        ("sort_encode_put_360k_gauges", &batches),
+        ("sort_encode_put_360k_random_gauges", &random),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let storage = Storage::open_with_store(Arc::new(InMemory::new()), &config)
+                        .await
+                        .expect("storage");
+                    let table = storage.table("metrics").expect("table");
+                    for batch in input {
+                        table.append(batch.clone()).expect("append");
+                    }
+                    table.flush().await.expect("flush").bytes
+                })
             })
-        })
-    });
+        });
+    }
     group.finish();
+}
+
+/// `batches` with every `value` replaced by a full-precision random double (SplitMix64).
+fn with_random_values(batches: &[RecordBatch]) -> Vec<RecordBatch> {
+    let mut x = 42_u64;
+    let mut next = move || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as f64 / u64::MAX as f64 * 100.0
+    };
+    batches
+        .iter()
+        .map(|b| {
+            let idx = b.schema().index_of("value").expect("value column");
+            let mut columns = b.columns().to_vec();
+            columns[idx] = Arc::new(Float64Array::from_iter_values(
+                (0..b.num_rows()).map(|_| next()),
+            ));
+            RecordBatch::try_new(b.schema(), columns).expect("same schema")
+        })
+        .collect()
 }
 
 criterion_group!(benches, flush);

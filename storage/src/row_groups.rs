@@ -12,13 +12,14 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
+use arrow::datatypes::{Float64Type, SchemaRef};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
+use phoenix_model::schema::col;
 
 use crate::Result;
 
@@ -43,6 +44,8 @@ pub(crate) struct RowGroupWriter<W: Write + Send> {
     dict: Option<(usize, ArrowRowGroupWriterFactory)>,
     max_rows: usize,
     kind_col: Option<usize>,
+    /// Index of the `value` column (Float64).
+    value_col: Option<usize>,
     group: Option<Group>,
 }
 
@@ -81,8 +84,10 @@ impl<W: Write + Send> RowGroupWriter<W> {
             }
             None => None,
         };
+        let value_col = schema.index_of(col::VALUE).ok();
         Ok(Self {
             file,
+            value_col,
             schema,
             plain,
             dict,
@@ -112,7 +117,14 @@ impl<W: Write + Send> RowGroupWriter<W> {
                     if let Some(g) = open {
                         self.close_group(g)?;
                     }
-                    self.open_group(kind)?
+                    let limit = n.min(start + self.max_rows);
+                    let end = kinds.map_or(limit, |k| run_end(k, start, limit));
+                    let values = self
+                        .value_col
+                        .and_then(|i| batch.column(i).as_primitive_opt::<Float64Type>())
+                        .map(|v| v.slice(start, end - start));
+                    let unique = values.as_ref().is_some_and(mostly_unique);
+                    self.open_group(kind, !unique)?
                 }
             };
             let limit = n.min(start + (self.max_rows - group.rows));
@@ -148,11 +160,14 @@ impl<W: Write + Send> RowGroupWriter<W> {
         Ok(())
     }
 
-    fn open_group(&self, kind: Option<&str>) -> Result<Group> {
+    /// A new row group; `try_dict`: also encode `value` with a dictionary.
+    fn open_group(&self, kind: Option<&str>, try_dict: bool) -> Result<Group> {
         let index = self.file.flushed_row_groups().len();
         let dict_value = match &self.dict {
-            Some((leaf, factory)) => factory.create_column_writers(index)?.into_iter().nth(*leaf),
-            None => None,
+            Some((leaf, factory)) if try_dict => {
+                factory.create_column_writers(index)?.into_iter().nth(*leaf)
+            }
+            _ => None,
         };
         Ok(Group {
             writers: self.plain.create_column_writers(index)?,
@@ -194,6 +209,29 @@ impl RowGroupWriter<Vec<u8>> {
     }
 }
 
+/// Evenly spaced values [`mostly_unique`] looks at.
+const PROBE_VALUES: usize = 4096;
+/// Fewest values [`mostly_unique`] judges; compaction writes a group in 8k-row slices whose
+/// first is no sample of the group, so it always encodes both ways.
+const PROBE_MIN_ROWS: usize = 65_536;
+
+/// Whether a dictionary cannot pay off for `values`: fewer than 1% of an evenly spaced sample
+/// repeat. By the birthday bound that means over ~200k distinct values, more than a dictionary
+/// page holds (1 MiB: 131,072 doubles), so the dictionary would fall back to plain pages after
+/// costing a hash per value. Full-precision gauges (every value new) skip the second encoding;
+/// two-decimal gauges (~10k distinct: ~800 repeats expected) keep it.
+fn mostly_unique(values: &Float64Array) -> bool {
+    if values.len() < PROBE_MIN_ROWS {
+        return false;
+    }
+    let step = values.len() / PROBE_VALUES;
+    let mut seen = std::collections::HashSet::with_capacity(PROBE_VALUES);
+    let repeats = (0..PROBE_VALUES)
+        .filter(|k| !seen.insert(values.value(k * step).to_bits()))
+        .count();
+    repeats * 100 < PROBE_VALUES
+}
+
 /// End of the run of rows from `start` (below `limit`) that share `start`'s kind.
 fn run_end(kinds: &StringArray, start: usize, limit: usize) -> usize {
     let valid = kinds.is_valid(start);
@@ -201,4 +239,37 @@ fn run_end(kinds: &StringArray, start: usize, limit: usize) -> usize {
     (start + 1..limit)
         .find(|&i| kinds.is_valid(i) != valid || (valid && kinds.value(i) != kind))
         .unwrap_or(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SplitMix64 in [0, 1), so samples are deterministic.
+    fn units(n: usize) -> impl Iterator<Item = f64> {
+        let mut x = 7_u64;
+        (0..n).map(move |_| {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as f64 / u64::MAX as f64
+        })
+    }
+
+    /// Full-precision random values are judged unique; two-decimal values in [0, 100] and
+    /// integer counters below 40,000 are not; too few values are never judged.
+    #[test]
+    fn probe_tells_unique_values_from_repeating_ones() {
+        let n = 200_000;
+        let random = Float64Array::from_iter_values(units(n).map(|u| u * 100.0));
+        assert!(mostly_unique(&random));
+        let decimals =
+            Float64Array::from_iter_values(units(n).map(|u| (u * 10_000.0).round() / 100.0));
+        assert!(!mostly_unique(&decimals));
+        let counters = Float64Array::from_iter_values(units(n).map(|u| (u * 40_000.0).floor()));
+        assert!(!mostly_unique(&counters));
+        let few = Float64Array::from_iter_values(units(PROBE_MIN_ROWS - 1));
+        assert!(!mostly_unique(&few));
+    }
 }
