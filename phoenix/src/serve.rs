@@ -8,11 +8,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use phoenix_analytics::QueryEngine;
 use phoenix_api::ApiState;
 use phoenix_ingest::Receiver;
-use phoenix_model::config::BusKind;
+use phoenix_model::config::{BusKind, WalCompression};
 use phoenix_model::{Config, EdgeSender, HealthRegistry, Status};
 use phoenix_processors::{Graph, UsageRecorder};
 use phoenix_storage::Storage;
-use phoenix_wal::{Opened, Wal, WalOptions};
+use phoenix_wal::{Codec, Opened, Wal, WalOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -270,6 +270,10 @@ fn open_wal(config: &Config) -> Result<Option<Opened>, Failure> {
         dir: dir.clone(),
         segment_bytes: config.storage.wal_segment_bytes,
         max_bytes: config.storage.wal_max_bytes,
+        codec: match config.storage.wal_compression.resolve(&config.pipeline) {
+            WalCompression::Zstd => Codec::Zstd,
+            WalCompression::Lz4 | WalCompression::Auto => Codec::Lz4,
+        },
     })
     .with_context(|| format!("opening the WAL in {}", dir.display()))?;
     for problem in &opened.report.problems {

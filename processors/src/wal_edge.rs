@@ -125,6 +125,7 @@ mod tests {
             dir: dir.to_path_buf(),
             segment_bytes: 1,
             max_bytes: 1 << 30,
+            codec: phoenix_wal::Codec::default(),
         })
         .expect("open wal")
     }

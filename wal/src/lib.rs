@@ -17,6 +17,7 @@ mod segment;
 mod writer;
 
 pub use error::{Error, Result};
+pub use record::Codec;
 pub use segment::RecoveryReport;
 pub use writer::{OnDurable, Opened, Wal, WalOptions};
 

@@ -16,10 +16,27 @@ pub(crate) const HEADER_LEN: usize = 4 + 4 + 8 + 4;
 /// Largest payload accepted when reading; guards against a corrupt length.
 pub(crate) const MAX_PAYLOAD: usize = 1 << 30;
 
-/// Encodes a batch as an Arrow IPC stream with LZ4-compressed buffers.
-pub(crate) fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let options =
-        IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+/// How record payloads (Arrow IPC buffers) are compressed. Readers take either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// LZ4 frames: the least CPU (on loadgen batches ~128 µs per 1,000 rows, ~97 bytes a row).
+    #[default]
+    Lz4,
+    /// zstd level 1: ~40% smaller records (~59 bytes a row) for ~2.3× the encode CPU (~292 µs
+    /// per 1,000 rows); for WALs that hold data long.
+    Zstd,
+}
+
+/// Encodes a batch as an Arrow IPC stream with compressed buffers.
+pub(crate) fn encode_batch(batch: &RecordBatch, codec: Codec) -> Result<Vec<u8>> {
+    let options = match codec {
+        Codec::Lz4 => {
+            IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?
+        }
+        Codec::Zstd => IpcWriteOptions::default()
+            .try_with_compression(Some(CompressionType::ZSTD))?
+            .try_with_compression_level(Some(1))?,
+    };
     let mut writer =
         StreamWriter::try_new_with_options(Vec::new(), batch.schema().as_ref(), options)?;
     writer.write(batch)?;

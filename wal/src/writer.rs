@@ -12,7 +12,7 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::io;
-use crate::record::{encode_batch, frame};
+use crate::record::{encode_batch, frame, Codec};
 use crate::segment::{recover, segment_path, sync_dir, RecoveryReport, Segment};
 use crate::{Error, Result};
 
@@ -30,6 +30,8 @@ pub struct WalOptions {
     pub segment_bytes: u64,
     /// Appends are refused with [`Error::Full`] while the WAL holds more than this.
     pub max_bytes: u64,
+    /// Compression of new records.
+    pub codec: Codec,
 }
 
 /// Called on the writer thread with a record's sequence number once it is durable, in
@@ -52,6 +54,7 @@ pub struct Wal {
     bytes: Arc<AtomicU64>,
     last_synced: Arc<AtomicU64>,
     max_bytes: u64,
+    codec: Codec,
 }
 
 impl std::fmt::Debug for Wal {
@@ -105,6 +108,7 @@ impl Wal {
                 bytes,
                 last_synced,
                 max_bytes: options.max_bytes,
+                codec: options.codec,
             },
             replay: recovered.batches,
             report: recovered.report,
@@ -143,7 +147,7 @@ impl Wal {
                 max_bytes: self.max_bytes,
             });
         }
-        let payload = encode_batch(batch)?;
+        let payload = encode_batch(batch, self.codec)?;
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Request::Append {

@@ -235,6 +235,16 @@ impl PipelineConfig {
         self.processors.is_empty() && self.sinks.is_empty()
     }
 
+    /// Whether a processor keeps data in open windows (an `aggregate`, or a `sample` that
+    /// downsamples): the WAL then holds its input for window + lateness.
+    pub fn holds_windows(&self) -> bool {
+        self.processors.values().any(|p| match &p.params {
+            ProcessorParams::Aggregate(_) => true,
+            ProcessorParams::Sample(s) => s.downsample.is_some(),
+            _ => false,
+        })
+    }
+
     /// The sinks to run: the configured ones, or `metrics ← otlp` for an empty pipeline.
     pub fn effective_sinks(&self) -> BTreeMap<String, SinkConfig> {
         if self.is_empty() {

@@ -21,6 +21,7 @@ fn open_wal(dir: &Path) -> Wal {
         // One record per segment file: the file count is the number of records held.
         segment_bytes: 1,
         max_bytes: 1 << 30,
+        codec: phoenix_wal::Codec::default(),
     })
     .expect("open wal")
     .wal
