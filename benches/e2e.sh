@@ -105,7 +105,10 @@ def children_cpu(path):
     return sum(int(m) * 60 + float(sec) for m, sec in parts)
 gen_cpu_s = children_cpu(sys.argv[11]) - children_cpu(sys.argv[10])
 refused = {}
+wal_bytes = 0
 for line in open(sys.argv[12]):
+    if line.startswith("phoenix_wal_bytes_written_total "):
+        wal_bytes = int(float(line.split()[1]))
     m = re.match(r'phoenix_ingest_requests_rejected_total\{(.*)\} (\S+)', line)
     if m:
         reason = re.search(r'reason="([^"]*)"', m.group(1))
@@ -127,6 +130,7 @@ out = {
     "cpu_s_per_million_dp": round(cpu_s / acc * 1e6, 3) if acc else None,
     "generator_cpu_s": round(gen_cpu_s, 2),
     "refused_requests_by_reason": refused,
+    "wal_bytes_per_dp": round(wal_bytes / acc, 1) if acc and wal_bytes else None,
     "stored": stored, "stored_equals_accepted": stored == acc,
     "parquet_bytes": pq, "bytes_per_dp": round(pq / stored, 3) if stored > 0 else None,
 }
