@@ -8,8 +8,8 @@
 //!
 //! On-disk format: files `{first_seq:020}.wal` in one folder, each a run of records
 //! `magic u32 LE | payload_len u32 LE | seq u64 LE | crc32 u32 LE | payload`, where the CRC-32
-//! covers the seq bytes and the payload, and the payload is an Arrow IPC stream (LZ4-compressed
-//! buffers) holding one batch.
+//! covers the seq bytes and the payload, and the payload is an Arrow IPC stream (buffers LZ4 or
+//! zstd compressed, per [`Codec`]) holding one batch.
 
 mod error;
 mod record;
