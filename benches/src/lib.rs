@@ -18,6 +18,45 @@ fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
+/// A gauge metric holding `data_points`.
+fn gauge(name: String, unit: &str, data_points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name,
+        description: String::new(),
+        unit: unit.to_string(),
+        metadata: vec![],
+        data: Some(metric::Data::Gauge(Gauge { data_points })),
+    }
+}
+
+/// A request with one resource (`resource` attributes) and one scope (`scope`) of `metrics`.
+fn request(
+    resource: Vec<KeyValue>,
+    scope: &str,
+    metrics: Vec<Metric>,
+) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: resource,
+                dropped_attributes_count: 0,
+                entity_refs: vec![],
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: scope.to_string(),
+                    version: String::new(),
+                    attributes: vec![],
+                    dropped_attributes_count: 0,
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
 /// One request of `points` gauge datapoints with three string attributes each: the shape of the
 /// peer measurement in issue 5 (1,000 gauge datapoints, 3 attributes, one resource).
 pub fn gauge_request(points: usize, base_time_ns: u64) -> ExportMetricsServiceRequest {
@@ -40,35 +79,14 @@ pub fn gauge_request(points: usize, base_time_ns: u64) -> ExportMetricsServiceRe
                     flags: 0,
                 })
                 .collect();
-            Metric {
-                name: format!("bench.gauge.{m}"),
-                description: String::new(),
-                unit: "ms".to_string(),
-                metadata: vec![],
-                data: Some(metric::Data::Gauge(Gauge { data_points })),
-            }
+            gauge(format!("bench.gauge.{m}"), "ms", data_points)
         })
         .collect();
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", "bench"), kv("host.name", "bench-host")],
-                dropped_attributes_count: 0,
-                entity_refs: vec![],
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "phoenix-bench".to_string(),
-                    version: String::new(),
-                    attributes: vec![],
-                    dropped_attributes_count: 0,
-                }),
-                metrics,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    request(
+        vec![kv("service.name", "bench"), kv("host.name", "bench-host")],
+        "phoenix-bench",
+        metrics,
+    )
 }
 
 /// Ten seconds, the usual export interval, in nanoseconds.
@@ -133,38 +151,17 @@ pub fn loadgen_request(chunk: usize, time_ns: u64) -> ExportMetricsServiceReques
                     }
                 })
                 .collect();
-            Metric {
-                name: format!("gauge_{m}"),
-                description: String::new(),
-                unit: "1".to_string(),
-                metadata: vec![],
-                data: Some(metric::Data::Gauge(Gauge { data_points })),
-            }
+            gauge(format!("gauge_{m}"), "1", data_points)
         })
         .collect();
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", &format!("loadgen-{}", chunk % 8)),
-                    kv("host.name", &format!("loadgen-host-{chunk:05}")),
-                ],
-                dropped_attributes_count: 0,
-                entity_refs: vec![],
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "phoenix-loadgen".to_string(),
-                    version: String::new(),
-                    attributes: vec![],
-                    dropped_attributes_count: 0,
-                }),
-                metrics,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    request(
+        vec![
+            kv("service.name", &format!("loadgen-{}", chunk % 8)),
+            kv("host.name", &format!("loadgen-host-{chunk:05}")),
+        ],
+        "phoenix-loadgen",
+        metrics,
+    )
 }
 
 /// `scrapes` rounds, `step_ns` apart from `base_time_ns`, of `chunks` decoded

@@ -85,6 +85,17 @@ async fn snapshot_rows(store: &Arc<dyn ObjectStore>, table: &Table) -> Vec<Recor
     out
 }
 
+/// The whole object at `path`.
+async fn object_bytes(store: &Arc<dyn ObjectStore>, path: &Path) -> bytes::Bytes {
+    store
+        .get(path)
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("bytes")
+}
+
 fn kv(bytes: bytes::Bytes) -> Vec<(String, String)> {
     let r = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("parquet");
     r.metadata()
@@ -141,13 +152,7 @@ async fn merges_files_into_one_sorted_file() {
     };
     assert!((1..out.num_rows()).all(|i| key(i - 1) <= key(i)), "sorted");
 
-    let bytes = store
-        .get(&files[0].path)
-        .await
-        .expect("get")
-        .bytes()
-        .await
-        .expect("bytes");
+    let bytes = object_bytes(&store, &files[0].path).await;
     let kv = kv(bytes);
     let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     assert_eq!(get(ACK_MAX_KEY).as_deref(), Some("10"));
@@ -327,13 +332,7 @@ async fn compaction_chooses_value_encoding_per_kind() {
 
     let files = table.snapshot().files;
     assert_eq!(files.len(), 1);
-    let bytes = store
-        .get(&files[0].path)
-        .await
-        .expect("get")
-        .bytes()
-        .await
-        .expect("bytes");
+    let bytes = object_bytes(&store, &files[0].path).await;
     let per_row = bytes.len() as f64 / rows as f64;
     eprintln!("compacted: {per_row:.3} bytes per datapoint");
     assert!(per_row < 2.0, "{per_row:.3} bytes per datapoint");
