@@ -176,14 +176,23 @@ pub(crate) fn replace(
 /// # Errors
 /// [`Error::Column`] when one of those columns is missing.
 pub(crate) fn dropped_rows(batch: &RecordBatch, keep: &BooleanBuffer) -> Result<RecordBatch> {
+    let keys = usage_keys(batch)?;
+    Ok(filter_record_batch(&keys, &BooleanArray::new(!keep, None))?)
+}
+
+/// `batch` projected to the columns usage accounting reads (`time`, `metric`, `service`,
+/// `series_id`): the shape of every processor's dropped rows.
+///
+/// # Errors
+/// [`Error::Column`] when one of those columns is missing.
+pub(crate) fn usage_keys(batch: &RecordBatch) -> Result<RecordBatch> {
     use phoenix_model::schema::col;
     let schema = batch.schema();
     let indices = [col::TIME, col::METRIC, col::SERVICE, col::SERIES_ID]
         .iter()
         .map(|name| schema.index_of(name).map_err(|_| Error::Column(name)))
         .collect::<Result<Vec<_>>>()?;
-    let keys = batch.project(&indices)?;
-    Ok(filter_record_batch(&keys, &BooleanArray::new(!keep, None))?)
+    Ok(batch.project(&indices)?)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::metrics::SampleMetrics;
 use crate::aggregate::Aggregate;
-use crate::columns::{dropped_rows, f64s, replace, strings, u64s};
+use crate::columns::{dropped_rows, f64s, replace, strings, u64s, usage_keys};
 use crate::processor::Processor;
 use crate::Result;
 
@@ -152,8 +152,11 @@ impl Sample {
         let Some(more) = self.downsample.as_mut().and_then(Processor::take_dropped) else {
             return Ok(());
         };
+        // Both in the usage-key shape: the sampler's drops are projected to it already, the
+        // downsampler's carry every column.
+        let more = usage_keys(&more)?;
         self.dropped = Some(match self.dropped.take() {
-            Some(d) => concat_batches(&metrics_schema(), [&d, &more])?,
+            Some(d) => concat_batches(&d.schema(), [&d, &more])?,
             None => more,
         });
         Ok(())

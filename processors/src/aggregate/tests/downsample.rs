@@ -330,6 +330,40 @@ fn ratio_selector_and_late_points() {
     );
 }
 
+/// One batch with rows the sampler drops (an unsampled series) and a row the downsampler drops
+/// (a late point of a sampled series): it is processed, and both drops are reported for usage
+/// accounting.
+#[test]
+fn sampled_and_late_drops_in_one_batch() {
+    let mut c = config(DownsampleFunction::Last);
+    c.ratio = Some(0.5);
+    let keeps = |h: &String| {
+        let id = P::gauge("cpu", h, T0, 0.0).series_id();
+        crate::sample::keeps(id, 0, crate::sample::threshold(0.5))
+    };
+    let hosts: Vec<String> = (0..40).map(|s| format!("h{s}")).collect();
+    let kept = hosts.iter().find(|h| keeps(h)).expect("some series kept");
+    let unsampled = hosts
+        .iter()
+        .find(|h| !keeps(h))
+        .expect("some series dropped");
+    let mut s = build("ds", &c).expect("builds");
+    // Moves the watermark past the first interval.
+    s.process_at(batch(&[P::gauge("cpu", kept, T0 + 90 * SEC, 5.0)]), 1)
+        .expect("processes");
+    let both = [
+        P::gauge("cpu", kept, T0 + 30 * SEC, 9.0),
+        P::gauge("cpu", unsampled, T0 + 95 * SEC, 1.0),
+        P::gauge("cpu", unsampled, T0 + 96 * SEC, 2.0),
+    ];
+    let out = s
+        .process_at(batch(&both), 2)
+        .expect("sampled and late drops in one batch");
+    assert_eq!(out.num_rows(), 0);
+    let dropped = s.take_dropped().expect("dropped rows");
+    assert_eq!(dropped.num_rows(), 3, "two sampled out, one late");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
