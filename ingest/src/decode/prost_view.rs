@@ -17,8 +17,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::capacity::attr_bytes;
 use super::view::{
-    Attr, Base, Data, ExpPoint, HistogramPoint, MetricView, Nested, NumberPoint, ResourceView,
-    ScopeView, SummaryPoint, Val, View,
+    mapped_iter, Attr, Base, Data, ExpPoint, HistogramPoint, MetricView, Nested, NumberPoint,
+    ResourceView, ScopeView, SummaryPoint, Val, View,
 };
 
 /// The prost implementation of [`View`].
@@ -35,68 +35,45 @@ pub(crate) enum ProstNested<'a> {
 
 type PVal<'a> = Val<'a, ProstNested<'a>>;
 
-/// Named slice iterators (rather than `Map` over fn pointers, which may not inline).
-macro_rules! each {
-    ($(#[$doc:meta])* $name:ident, $t:ty, $item:ty, $f:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone)]
-        pub(crate) struct $name<'a>(Iter<'a, $t>);
-
-        impl<'a> Iterator for $name<'a> {
-            type Item = $item;
-
-            #[inline]
-            fn next(&mut self) -> Option<$item> {
-                self.0.next().map($f)
-            }
-
-            #[inline]
-            fn count(self) -> usize {
-                self.0.len()
-            }
-        }
-    };
-}
-
-each!(
+mapped_iter!(
     /// An attribute list.
-    Attrs, KeyValue, Attr<'a, ProstNested<'a>>, attr
+    Attrs, Iter<'a, KeyValue>, Attr<'a, ProstNested<'a>>, attr
 );
-each!(
+mapped_iter!(
     /// Exemplars, as their parsed bytes.
-    Exemplars, Exemplar, usize, exemplar
+    Exemplars, Iter<'a, Exemplar>, usize, exemplar
 );
-each!(
+mapped_iter!(
     /// `quantile_values`.
-    Quantiles, ValueAtQuantile, (f64, f64), |q| (q.quantile, q.value)
+    Quantiles, Iter<'a, ValueAtQuantile>, (f64, f64), |q| (q.quantile, q.value)
 );
-each!(
+mapped_iter!(
     /// Number points.
-    Numbers, NumberDataPoint, NumberPoint<'a, Prost>, number_point
+    Numbers, Iter<'a, NumberDataPoint>, NumberPoint<'a, Prost>, number_point
 );
-each!(
+mapped_iter!(
     /// Histogram points.
-    Histograms, HistogramDataPoint, HistogramPoint<'a, Prost>, histogram_point
+    Histograms, Iter<'a, HistogramDataPoint>, HistogramPoint<'a, Prost>, histogram_point
 );
-each!(
+mapped_iter!(
     /// Exponential histogram points.
-    Exponentials, ExponentialHistogramDataPoint, ExpPoint<'a, Prost>, exp_point
+    Exponentials, Iter<'a, ExponentialHistogramDataPoint>, ExpPoint<'a, Prost>, exp_point
 );
-each!(
+mapped_iter!(
     /// Summary points.
-    Summaries, SummaryDataPoint, SummaryPoint<'a, Prost>, summary_point
+    Summaries, Iter<'a, SummaryDataPoint>, SummaryPoint<'a, Prost>, summary_point
 );
-each!(
+mapped_iter!(
     /// Metrics.
-    Metrics, Metric, MetricView<'a, Prost>, metric_view
+    Metrics, Iter<'a, Metric>, MetricView<'a, Prost>, metric_view
 );
-each!(
+mapped_iter!(
     /// Scopes.
-    Scopes, ScopeMetrics, ScopeView<'a, Prost>, scope
+    Scopes, Iter<'a, ScopeMetrics>, ScopeView<'a, Prost>, scope
 );
-each!(
+mapped_iter!(
     /// Resources.
-    Resources, ResourceMetrics, ResourceView<'a, Prost>, resource
+    Resources, Iter<'a, ResourceMetrics>, ResourceView<'a, Prost>, resource
 );
 
 /// View of an `AnyValue`.

@@ -205,3 +205,28 @@ pub(crate) struct SummaryPoint<'a, F: View<'a>> {
     /// `quantile_values`.
     pub quantiles: F::Quantiles,
 }
+
+/// Defines a named iterator mapping each item of an inner iterator with `$f`: [`View`]'s
+/// associated types need nameable types (and a `Map` over a closure may not inline).
+macro_rules! mapped_iter {
+    ($(#[$doc:meta])* $name:ident, $inner:ty, $item:ty, $f:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub(crate) struct $name<'a>($inner);
+
+        impl<'a> Iterator for $name<'a> {
+            type Item = $item;
+
+            #[inline]
+            fn next(&mut self) -> Option<$item> {
+                self.0.next().map($f)
+            }
+
+            #[inline]
+            fn count(self) -> usize {
+                self.0.count()
+            }
+        }
+    };
+}
+pub(crate) use mapped_iter;

@@ -3,8 +3,8 @@
 //! oneofs their last variant (protobuf's rule); [`super::check`] has vouched for the bytes.
 
 use crate::decode::view::{
-    Attr, Base, Data, ExpPoint, HistogramPoint, MetricView, Nested, Number, NumberPoint,
-    ResourceView, ScopeView, SummaryPoint, Val, View,
+    mapped_iter, Attr, Base, Data, ExpPoint, HistogramPoint, MetricView, Nested, Number,
+    NumberPoint, ResourceView, ScopeView, SummaryPoint, Val, View,
 };
 
 use crate::decode::capacity::NON_STRING_GUESS;
@@ -74,67 +74,45 @@ impl<'a> Nested<'a> for WireNested<'a> {
     }
 }
 
-macro_rules! msg_iter {
-    ($(#[$doc:meta])* $name:ident, $item:ty, $parse:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy)]
-        pub(crate) struct $name<'a>(Msgs<'a>);
-
-        impl<'a> Iterator for $name<'a> {
-            type Item = $item;
-
-            #[inline]
-            fn next(&mut self) -> Option<$item> {
-                self.0.next().map($parse)
-            }
-
-            #[inline]
-            fn count(self) -> usize {
-                self.0.count()
-            }
-        }
-    };
-}
-
-msg_iter!(
+mapped_iter!(
     /// An attribute list.
-    Attrs, Attr<'a, WireNested<'a>>, key_value
+    Attrs, Msgs<'a>, Attr<'a, WireNested<'a>>, key_value
 );
-msg_iter!(
+mapped_iter!(
     /// Exemplars (only counted).
-    Exemplars, usize, |_| 0
+    Exemplars, Msgs<'a>, usize, |_| 0
 );
-msg_iter!(
+mapped_iter!(
     /// `quantile_values`.
-    Quantiles, (f64, f64), quantile
+    Quantiles, Msgs<'a>, (f64, f64), quantile
 );
-msg_iter!(
+mapped_iter!(
     /// Number points.
-    Numbers, NumberPoint<'a, Wire>, number_point
+    Numbers, Msgs<'a>, NumberPoint<'a, Wire>, number_point
 );
-msg_iter!(
+mapped_iter!(
     /// Histogram points.
-    Histograms, HistogramPoint<'a, Wire>, histogram_point
+    Histograms, Msgs<'a>, HistogramPoint<'a, Wire>, histogram_point
 );
-msg_iter!(
+mapped_iter!(
     /// Exponential histogram points.
-    Exponentials, ExpPoint<'a, Wire>, exp_point
+    Exponentials, Msgs<'a>, ExpPoint<'a, Wire>, exp_point
 );
-msg_iter!(
+mapped_iter!(
     /// Summary points.
-    Summaries, SummaryPoint<'a, Wire>, summary_point
+    Summaries, Msgs<'a>, SummaryPoint<'a, Wire>, summary_point
 );
-msg_iter!(
+mapped_iter!(
     /// Metrics.
-    Metrics, MetricView<'a, Wire>, metric
+    Metrics, Msgs<'a>, MetricView<'a, Wire>, metric
 );
-msg_iter!(
+mapped_iter!(
     /// Scopes.
-    Scopes, ScopeView<'a, Wire>, scope
+    Scopes, Msgs<'a>, ScopeView<'a, Wire>, scope
 );
-msg_iter!(
+mapped_iter!(
     /// Resources.
-    Resources, ResourceView<'a, Wire>, resource
+    Resources, Msgs<'a>, ResourceView<'a, Wire>, resource
 );
 
 /// Doubles of a repeated 64-bit field.
