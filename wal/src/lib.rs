@@ -17,7 +17,7 @@ mod segment;
 mod writer;
 
 pub use error::{Error, Result};
-pub use record::Codec;
+pub use record::{encode_batch, Codec};
 pub use segment::RecoveryReport;
 pub use writer::{OnDurable, Opened, Wal, WalOptions};
 

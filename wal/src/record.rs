@@ -19,16 +19,17 @@ pub(crate) const MAX_PAYLOAD: usize = 1 << 30;
 /// How record payloads (Arrow IPC buffers) are compressed. Readers take either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Codec {
-    /// LZ4 frames: the least CPU (on loadgen batches ~128 µs per 1,000 rows, ~97 bytes a row).
+    /// LZ4 frames: the least CPU (on loadgen batches ~130 µs per 1,000 rows, ~97 bytes a row).
     #[default]
     Lz4,
-    /// zstd level 1: ~40% smaller records (~59 bytes a row) for ~2.3× the encode CPU (~292 µs
+    /// zstd level 1: ~40% smaller records (~59 bytes a row) for ~2.4× the encode CPU (~309 µs
     /// per 1,000 rows); for WALs that hold data long.
     Zstd,
 }
 
-/// Encodes a batch as an Arrow IPC stream with compressed buffers.
-pub(crate) fn encode_batch(batch: &RecordBatch, codec: Codec) -> Result<Vec<u8>> {
+/// Encodes a batch as a record payload: an Arrow IPC stream with compressed buffers (public
+/// for the codec measurement in `benches/examples/wal_record.rs`).
+pub fn encode_batch(batch: &RecordBatch, codec: Codec) -> Result<Vec<u8>> {
     let options = match codec {
         Codec::Lz4 => {
             IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?
