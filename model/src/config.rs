@@ -186,6 +186,10 @@ pub struct StorageConfig {
     pub wal_segment_bytes: u64,
     /// Compression of WAL records: `auto`, `lz4` or `zstd`.
     pub wal_compression: WalCompression,
+    /// Stateful processors (rollups, downsampling) save their state under
+    /// `data_dir/checkpoints` this often, so the WAL keeps only the input since; 0 turns
+    /// checkpoints off (the WAL then keeps everything a window holds).
+    pub checkpoint_interval_secs: u64,
     /// Merging of an hour partition's small files into few large ones.
     pub compaction: CompactionConfig,
 }
@@ -194,8 +198,9 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum WalCompression {
-    /// `zstd` when the pipeline holds windows (an `aggregate`, or a `sample` that downsamples),
-    /// since their data stays in the WAL for window + lateness; else `lz4`.
+    /// `zstd` when the pipeline holds windows (an `aggregate`, or a `sample` that downsamples)
+    /// and checkpoints are off, since their data then stays in the WAL for window + lateness;
+    /// else `lz4`.
     #[default]
     Auto,
     /// LZ4 frames: the least CPU, ~100 bytes per loadgen datapoint.
@@ -204,11 +209,15 @@ pub enum WalCompression {
     Zstd,
 }
 
-impl WalCompression {
-    /// `lz4` or `zstd` for `pipeline`: what `auto` means there.
-    pub fn resolve(self, pipeline: &crate::pipeline::PipelineConfig) -> WalCompression {
-        match self {
-            WalCompression::Auto if pipeline.holds_windows() => WalCompression::Zstd,
+impl StorageConfig {
+    /// `lz4` or `zstd` for `pipeline`: what `wal_compression` means there.
+    pub fn wal_codec(&self, pipeline: &crate::pipeline::PipelineConfig) -> WalCompression {
+        match self.wal_compression {
+            WalCompression::Auto
+                if pipeline.holds_windows() && self.checkpoint_interval_secs == 0 =>
+            {
+                WalCompression::Zstd
+            }
             WalCompression::Auto => WalCompression::Lz4,
             chosen => chosen,
         }
@@ -263,6 +272,7 @@ impl Default for StorageConfig {
             wal_max_bytes: 4 * 1024 * 1024 * 1024,
             wal_segment_bytes: 64 * 1024 * 1024,
             wal_compression: WalCompression::Auto,
+            checkpoint_interval_secs: 5,
             compaction: CompactionConfig::default(),
         }
     }
@@ -554,6 +564,12 @@ impl Config {
                 issue(key, "must be greater than 0".into());
             }
         }
+        if self.storage.checkpoint_interval_secs > 3600 {
+            issue(
+                "storage.checkpoint_interval_secs",
+                "must be at most 3600 (0 turns checkpoints off)".into(),
+            );
+        }
         // A body the budget can never hold would be refused with 413 forever.
         if self.ingest.max_in_flight_bytes < self.ingest.max_body_bytes {
             issue(
@@ -725,24 +741,40 @@ mod tests {
         );
     }
 
-    /// `wal_compression: auto` is zstd for the embedded default (its rollup holds the WAL) and
-    /// LZ4 for the empty pipeline; an explicit choice is kept.
+    /// `wal_compression: auto` is LZ4 unless a pipeline's windows stay in the WAL (they hold
+    /// it only with checkpoints off); an explicit choice is kept.
     #[test]
     fn wal_compression_auto_follows_windows() {
         let default = Config::load(None, &[]).expect("embedded default");
         assert_eq!(default.storage.wal_compression, WalCompression::Auto);
-        let auto = WalCompression::Auto;
-        assert_eq!(auto.resolve(&default.pipeline), WalCompression::Zstd);
-        let empty = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/examples/empty.yaml");
-        let empty = Config::load(Some(&empty), &[]).expect("empty.yaml");
-        assert_eq!(auto.resolve(&empty.pipeline), WalCompression::Lz4);
+        assert_eq!(default.storage.checkpoint_interval_secs, 5);
+        let codec = |sets: &[&str], path: Option<&Path>| {
+            let sets: Vec<String> = sets.iter().map(ToString::to_string).collect();
+            let c = Config::load(path, &sets).expect("config");
+            c.storage.wal_codec(&c.pipeline)
+        };
+        assert_eq!(codec(&[], None), WalCompression::Lz4, "checkpointed rollup");
+        let no_ckpt = ["storage.checkpoint_interval_secs=0"];
         assert_eq!(
-            WalCompression::Lz4.resolve(&default.pipeline),
-            WalCompression::Lz4
+            codec(&no_ckpt, None),
+            WalCompression::Zstd,
+            "rollup holds WAL"
         );
-        let set = Config::load(None, &["storage.wal_compression=lz4".to_string()])
-            .expect("--set wal_compression");
-        assert_eq!(set.storage.wal_compression, WalCompression::Lz4);
+        let empty = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/examples/empty.yaml");
+        assert_eq!(
+            codec(&no_ckpt, Some(&empty)),
+            WalCompression::Lz4,
+            "no windows"
+        );
+        let lz4 = [
+            "storage.checkpoint_interval_secs=0",
+            "storage.wal_compression=lz4",
+        ];
+        assert_eq!(
+            codec(&lz4, None),
+            WalCompression::Lz4,
+            "explicit choice kept"
+        );
     }
 
     /// The example configs shipped in `configs/examples/` load and validate.

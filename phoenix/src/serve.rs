@@ -10,7 +10,7 @@ use phoenix_api::ApiState;
 use phoenix_ingest::Receiver;
 use phoenix_model::config::{BusKind, WalCompression};
 use phoenix_model::{Config, EdgeSender, HealthRegistry, Status};
-use phoenix_processors::{Graph, UsageRecorder};
+use phoenix_processors::{Checkpoints, Graph, Resume, UsageRecorder};
 use phoenix_storage::Storage;
 use phoenix_wal::{Codec, Opened, Wal, WalOptions};
 use tokio::net::TcpListener;
@@ -101,11 +101,12 @@ async fn serve(config: Config, prometheus: PrometheusHandle) -> Result<(), Failu
     let wal = open_wal(&config)?;
     let usage = config.pipeline.usage.enabled.then(UsageRecorder::new);
     let mut anomalies = anomaly_task::Anomalies::new(&config);
-    let mut graph = Graph::build_recording(
+    let mut graph = Graph::build_checkpointed(
         &config,
         wal.as_ref().map(|o| o.wal.clone()),
         usage.clone(),
         Some(anomalies.recorder.clone()),
+        wal.as_ref().and_then(|o| checkpoints(&config, o)),
     )
     .map_err(|e| Failure::Runtime(anyhow!("building the processor graph: {e}")))?;
     let stages = std::mem::take(&mut graph.stages);
@@ -270,7 +271,7 @@ fn open_wal(config: &Config) -> Result<Option<Opened>, Failure> {
         dir: dir.clone(),
         segment_bytes: config.storage.wal_segment_bytes,
         max_bytes: config.storage.wal_max_bytes,
-        codec: match config.storage.wal_compression.resolve(&config.pipeline) {
+        codec: match config.storage.wal_codec(&config.pipeline) {
             WalCompression::Zstd => Codec::Zstd,
             WalCompression::Lz4 | WalCompression::Auto => Codec::Lz4,
         },
@@ -290,6 +291,20 @@ fn open_wal(config: &Config) -> Result<Option<Opened>, Failure> {
         .increment(opened.report.records as u64);
     metrics::counter!("phoenix_wal_bytes_cut_total").increment(opened.report.bytes_cut);
     Ok(Some(opened))
+}
+
+/// Where stateful processors save their state (`storage.data_dir/checkpoints`), and which
+/// checkpoints still join the WAL just opened; `None` when checkpoints are off.
+fn checkpoints(config: &Config, opened: &Opened) -> Option<Checkpoints> {
+    let every = config.storage.checkpoint_interval_secs;
+    (every > 0).then(|| {
+        let resume = Resume {
+            first_replayed: opened.replay.first().map(|(seq, _)| *seq),
+            last_synced: opened.wal.last_synced(),
+        };
+        let dir = std::path::Path::new(&config.storage.data_dir).join("checkpoints");
+        Checkpoints::new(dir, Duration::from_secs(every), resume)
+    })
 }
 
 /// Feeds what the WAL still holds back into the graph; each sink's edge drops the rows its

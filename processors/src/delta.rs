@@ -38,8 +38,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use serde::{Deserialize, Serialize};
+
 /// What to do with the first point seen of a stream (the collector's `initial_value`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub(crate) enum InitialValue {
     /// Emit it iff its start is set, not before the state was created and not its time.
     #[default]
@@ -51,7 +53,7 @@ pub(crate) enum InitialValue {
 }
 
 /// Why a point produced no delta.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Skip {
     /// The first point of a stream, not emitted per [`InitialValue`].
     Initial,
@@ -125,6 +127,7 @@ impl Hasher for IdHasher {
 pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// Last point of a sum stream.
+#[derive(Serialize, Deserialize)]
 struct SumStream {
     start: Option<i64>,
     time: i64,
@@ -133,6 +136,7 @@ struct SumStream {
 }
 
 /// Last point of a histogram stream.
+#[derive(Serialize, Deserialize)]
 struct HistStream {
     start: Option<i64>,
     time: i64,
@@ -144,6 +148,7 @@ struct HistStream {
 }
 
 /// Per-stream cumulative → delta state; see the module docs for the rules.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct CumulativeState {
     initial: InitialValue,
     stale_after_ns: i64,

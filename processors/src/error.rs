@@ -24,6 +24,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A checkpoint could not be written, read or restored.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// [`crate::Graph::build`] was called outside a tokio runtime.
     #[error("the processor graph must be built inside a tokio runtime")]
     NoRuntime,

@@ -20,6 +20,7 @@ use phoenix_wal::Wal;
 use tokio::task::JoinHandle;
 
 use crate::anomaly::AnomalyRecorder;
+use crate::checkpoint::{self, Checkpoints};
 use crate::fan_in::FanIn;
 use crate::memory_edge::memory_edge;
 use crate::processor::build_processor;
@@ -87,6 +88,22 @@ impl Graph {
         usage: Option<UsageRecorder>,
         anomalies: Option<AnomalyRecorder>,
     ) -> Result<Graph> {
+        Self::build_checkpointed(config, wal, usage, anomalies, None)
+    }
+
+    /// As [`Graph::build_recording`], with stateful processors restored from and saving to
+    /// `checkpoints` (only meaningful with a `wal`: checkpoints refer to its positions).
+    ///
+    /// # Errors
+    /// As [`Graph::build`], and [`Error::Checkpoint`] when a checkpoint that joins the WAL
+    /// does not restore.
+    pub fn build_checkpointed(
+        config: &Config,
+        wal: Option<Wal>,
+        usage: Option<UsageRecorder>,
+        anomalies: Option<AnomalyRecorder>,
+        checkpoints: Option<Checkpoints>,
+    ) -> Result<Graph> {
         let capacity = config.bus.memory_capacity_batches;
         let admission = Duration::from_millis(config.ingest.admission_timeout_ms);
         let retry_after = Duration::from_secs(config.ingest.retry_after_secs);
@@ -102,7 +119,14 @@ impl Graph {
                     (Arc::new(tx), Box::new(rx), None)
                 }
             };
-        Self::build_from(config, ingress, entry_rx, wal_ingress, usage, anomalies)
+        let checkpoints = checkpoints.filter(|_| wal_ingress.is_some());
+        let parts = Parts {
+            ingress,
+            entry_rx,
+            wal_ingress,
+            checkpoints,
+        };
+        Self::build_from(config, parts, usage, anomalies)
     }
 
     /// As [`Graph::build_with_entry`], with `anomaly` processors recording into `anomalies`.
@@ -115,7 +139,7 @@ impl Graph {
         usage: Option<UsageRecorder>,
         anomalies: Option<AnomalyRecorder>,
     ) -> Result<Graph> {
-        Self::build_from(config, Arc::new(NoIngress), entry, None, usage, anomalies)
+        Self::build_from(config, Parts::external(entry), usage, anomalies)
     }
 
     /// Builds the graph for `config` on an entry edge read from elsewhere (a Kafka topic in
@@ -129,17 +153,21 @@ impl Graph {
         entry: Box<dyn EdgeReceiver>,
         usage: Option<UsageRecorder>,
     ) -> Result<Graph> {
-        Self::build_from(config, Arc::new(NoIngress), entry, None, usage, None)
+        Self::build_from(config, Parts::external(entry), usage, None)
     }
 
     fn build_from(
         config: &Config,
-        ingress: Arc<dyn EdgeSender>,
-        entry_rx: Box<dyn EdgeReceiver>,
-        wal_ingress: Option<Arc<WalSender>>,
+        parts: Parts,
         usage: Option<UsageRecorder>,
         anomalies: Option<AnomalyRecorder>,
     ) -> Result<Graph> {
+        let Parts {
+            ingress,
+            entry_rx,
+            wal_ingress,
+            checkpoints,
+        } = parts;
         let pipeline = &config.pipeline;
         let issues = pipeline.validate();
         if !issues.is_empty() {
@@ -208,17 +236,22 @@ impl Graph {
                 relay: p.relay,
                 usage: None,
                 tick_every: TICK_EVERY,
+                checkpoint: None,
             });
         }
         for (id, cfg) in &pipeline.processors {
             // `anomaly` processors share the graph's recorder, which the registry cannot pass.
-            let processor = match &cfg.params {
+            let mut processor = match &cfg.params {
                 ProcessorParams::Anomaly(c) => Box::new(crate::anomaly::build(
                     id,
                     c,
                     anomalies.clone().unwrap_or_default(),
                 )?),
                 _ => build_processor(id, &cfg.params)?,
+            };
+            let checkpoint = match &checkpoints {
+                Some(store) => checkpoint::restore(store, id, &cfg.params, processor.as_mut())?,
+                None => None,
             };
             let p = producers
                 .remove(id)
@@ -232,6 +265,7 @@ impl Graph {
                 relay: p.relay,
                 usage: usage.clone(),
                 tick_every: TICK_EVERY,
+                checkpoint,
             });
         }
         let mut sinks = Vec::with_capacity(sinks_cfg.len());
@@ -284,6 +318,26 @@ impl Graph {
     }
 }
 
+/// The entry of a graph: where batches come in, and the checkpoints that refer to it.
+struct Parts {
+    ingress: Arc<dyn EdgeSender>,
+    entry_rx: Box<dyn EdgeReceiver>,
+    wal_ingress: Option<Arc<WalSender>>,
+    checkpoints: Option<Checkpoints>,
+}
+
+impl Parts {
+    /// An entry edge read from elsewhere (a Kafka topic): no ingress, no WAL, no checkpoints.
+    fn external(entry_rx: Box<dyn EdgeReceiver>) -> Self {
+        Parts {
+            ingress: Arc::new(NoIngress),
+            entry_rx,
+            wal_ingress: None,
+            checkpoints: None,
+        }
+    }
+}
+
 /// The ingress of a graph fed by an external entry edge: takes nothing.
 struct NoIngress;
 
@@ -314,5 +368,7 @@ fn consumers(
     out
 }
 
+#[cfg(test)]
+mod checkpoint_tests;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ pub mod aggregate;
 pub mod anomaly;
 pub mod attributes;
 pub mod cardinality_limit;
+pub mod checkpoint;
 mod columns;
 mod delta;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod usage;
 pub mod wal_edge;
 
 pub use anomaly::{AnomalyRecorder, AnomalyRow};
+pub use checkpoint::{Checkpoints, Resume};
 pub use error::{Error, Result};
 pub use fan_in::FanIn;
 pub use graph::{Graph, SinkEdge, DEFAULT_TABLE};

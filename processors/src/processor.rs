@@ -17,7 +17,9 @@ use crate::{
 /// reports through [`Processor::held_since`] the oldest input position it still holds, so the
 /// stage never acknowledges upstream (and the WAL never releases) data that lives only in its
 /// memory; [`Processor::flush`] emits everything at shutdown, and [`Processor::tick`] lets it
-/// emit on the wall clock when the input is idle.
+/// emit on the wall clock when the input is idle. A processor that holds input for long
+/// (windows) also implements [`Processor::checkpoint`] and [`Processor::restore`], so the
+/// stage can save its state and let the WAL go of what the state covers.
 pub trait Processor: Send {
     /// Processes one batch in the metrics schema; the result may be empty.
     ///
@@ -57,6 +59,23 @@ pub trait Processor: Send {
     /// As [`Processor::process`].
     fn tick(&mut self, _now: std::time::SystemTime) -> Result<Option<RecordBatch>> {
         Ok(None)
+    }
+
+    /// Its held state as bytes, for [`Processor::restore`] after a restart; `None` when it
+    /// keeps no state worth saving (then its held input stays in the WAL).
+    fn checkpoint(&self) -> Option<Result<Vec<u8>>> {
+        None
+    }
+
+    /// Replaces its state with one written by [`Processor::checkpoint`] of a processor with
+    /// the same parameters.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when the bytes do not decode or the type keeps no checkpoints.
+    fn restore(&mut self, _state: &[u8]) -> Result<()> {
+        Err(Error::Checkpoint(
+            "this processor type keeps no checkpoints".into(),
+        ))
     }
 
     /// The rows the last call dropped on purpose (filtered, sampled, too late), for usage

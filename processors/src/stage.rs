@@ -7,6 +7,7 @@ use arrow::record_batch::RecordBatch;
 use phoenix_model::{AckToken, Delivery, EdgeReceiver};
 use tracing::Instrument;
 
+use crate::checkpoint::StageCheckpoint;
 use crate::memory_edge::MemorySender;
 use crate::metrics::{dropped, DATAPOINTS_IN, DATAPOINTS_OUT, REASON_ERROR};
 use crate::processor::Processor;
@@ -53,6 +54,8 @@ pub(crate) struct Stage {
     pub usage: Option<UsageRecorder>,
     /// How often the processor is ticked ([`TICK_EVERY`]; shorter in tests).
     pub tick_every: Duration,
+    /// Where the processor's state is saved, so upstream need not keep what it holds.
+    pub checkpoint: Option<StageCheckpoint>,
 }
 
 /// Per-stage counters, resolved once.
@@ -89,9 +92,19 @@ impl Stage {
         // cover `last`, so nothing more is committed until they have all stored and closed.
         let mut final_pending = false;
         let mut pin: Option<TickPin> = None;
+        // Token of the last delivery whose output had rows: until consumers commit it, some
+        // output exists only in flight, and a checkpoint must not cover its input.
+        let mut last_output: Option<AckToken> = None;
         let mut ticker = tokio::time::interval(self.tick_every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ticking = self.processor.is_some();
+        let every = self
+            .checkpoint
+            .as_ref()
+            .map_or(Duration::from_secs(3600), StageCheckpoint::interval);
+        let mut saver = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        saver.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let saving = self.checkpoint.is_some();
         loop {
             if !open && self.relay.all_closed() {
                 break;
@@ -102,10 +115,17 @@ impl Stage {
                 _ = ticker.tick(), if open && ticking => {
                     self.tick(last, &mut pin, &counters).await;
                 }
+                _ = saver.tick(), if open && saving => {
+                    let stored = self.relay.committed();
+                    let quiet = pin.is_none()
+                        && emitted.is_empty()
+                        && last_output.is_none_or(|o| stored.is_some_and(|c| c >= o));
+                    self.save_checkpoint(last, quiet).await;
+                }
                 delivery = self.input.recv(), if open => match delivery {
                     Some(d) => {
                         last = Some(d.ack);
-                        if !self.forward(d, &counters, &mut emitted).await {
+                        if !self.forward(d, &counters, &mut emitted, &mut last_output).await {
                             tracing::warn!("Every consumer is gone; stage stops reading.");
                             open = false;
                         }
@@ -126,6 +146,14 @@ impl Stage {
         // Every consumer stored everything and closed: no pin is needed any more.
         self.relay_commits(&mut relayed, &mut None, &mut Default::default())
             .await;
+        // What the state held was flushed and stored: its checkpoint covers nothing now.
+        let drained = self
+            .processor
+            .as_ref()
+            .is_none_or(|p| p.held_since().is_none());
+        if let (Some(ck), true) = (self.checkpoint.as_mut(), drained) {
+            ck.clear().await;
+        }
         tracing::debug!("Stage stopped.");
     }
 
@@ -136,9 +164,20 @@ impl Stage {
         d: Delivery,
         counters: &Counters,
         emitted: &mut std::collections::VecDeque<(AckToken, u64)>,
+        last_output: &mut Option<AckToken>,
     ) -> bool {
+        if let Some(carried) = self.checkpoint.as_mut().and_then(|c| c.carried.take()) {
+            counters.datapoints_out.increment(carried.num_rows() as u64);
+            *last_output = Some(d.ack);
+            if !self.send_all(carried, d.ack).await {
+                return false;
+            }
+        }
+        let skip = self.checkpoint.as_ref().is_some_and(|c| c.skips(d.ack.0));
         let batch = match self.processor.as_mut() {
             None => d.batch,
+            // Replayed, and already in the restored state; what it sent then is stored.
+            Some(_) if skip => d.batch.slice(0, 0),
             Some(p) => {
                 let held_before = p.held_since();
                 let rows = d.batch.num_rows() as u64;
@@ -159,7 +198,26 @@ impl Stage {
                 out
             }
         };
+        if batch.num_rows() > 0 {
+            *last_output = Some(d.ack);
+        }
         self.send_all(batch, d.ack).await
+    }
+
+    /// Saves the processor's state as covering the input up to `last`, when `quiet` (every
+    /// output sent is stored downstream).
+    async fn save_checkpoint(&mut self, last: Option<AckToken>, quiet: bool) {
+        let (Some(ck), Some(p), Some(last), true) = (
+            self.checkpoint.as_mut(),
+            self.processor.as_deref(),
+            last,
+            quiet,
+        ) else {
+            return;
+        };
+        if let Some(snapshot) = ck.snapshot(p, last.0) {
+            ck.write(snapshot).await;
+        }
     }
 
     /// Ticks the processor; sends what it emits downstream with the last delivery's token and
@@ -270,7 +328,9 @@ impl Stage {
         let held = [held, pin.map(|p| p.held), in_flight]
             .into_iter()
             .flatten()
-            .min();
+            .min()
+            // What a checkpoint covers is replayed from it, not from upstream.
+            .map(|h| self.checkpoint.as_ref().map_or(h, |c| c.uncovered(h)));
         if let Some(held) = held {
             match held.checked_sub(1) {
                 Some(before) if before < upto.0 => upto = AckToken(before),
@@ -417,6 +477,7 @@ mod tests {
             relay,
             usage: None,
             tick_every,
+            checkpoint: None,
         };
         (tx, commits, out_rx, tokio::spawn(stage.run()))
     }

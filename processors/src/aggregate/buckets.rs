@@ -8,8 +8,10 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 /// A histogram being merged.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct HistAcc {
     /// Explicit bounds of `counts`.
     pub bounds: Arc<[f64]>,

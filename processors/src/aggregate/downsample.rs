@@ -13,6 +13,7 @@
 
 use phoenix_model::pipeline::DownsampleFunction;
 use phoenix_model::schema::temporality::{CUMULATIVE, DELTA};
+use serde::{Deserialize, Serialize};
 
 use super::buckets::{HistAcc, HistPoint};
 use super::emit::{Emitter, Fields};
@@ -30,7 +31,7 @@ pub(super) enum Mode {
 }
 
 /// The time span of merged points.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(super) struct Span {
     /// Earliest `start_time` (`None` when no point had one).
     pub start: Option<i64>,
@@ -53,7 +54,7 @@ impl Span {
 }
 
 /// One input point, as a candidate to be kept.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(super) struct Cand {
     /// `time`.
     pub time: i64,
@@ -88,6 +89,7 @@ impl Cand {
 }
 
 /// What one series accumulates in one interval.
+#[derive(Serialize, Deserialize)]
 pub(super) enum Down {
     /// A kept point (gauges under first/last/min/max; cumulative sums and histograms).
     Point {

@@ -9,6 +9,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use phoenix_model::series_id::{combine, name_hash, pair_hash, ATTRIBUTE_SEED, RESOURCE_SEED};
 
 use super::buckets::HistAcc;
@@ -20,7 +22,7 @@ use crate::series::SERVICE_NAME;
 pub(super) type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// Identity of an output series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub(super) struct OutKey {
     /// Its `series_id` (before any gauge-function suffix).
     pub id: u64,
@@ -45,7 +47,7 @@ pub(super) enum Grouping {
 }
 
 /// Running totals of a cumulative output series.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) enum Running {
     /// None yet.
     #[default]
@@ -114,7 +116,7 @@ impl Interner {
 const LAYOUTS: usize = 4;
 
 /// One output series.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(super) struct OutSeries {
     /// Its key.
     pub key: OutKey,
@@ -171,6 +173,14 @@ pub(super) struct Groups {
     slots: Vec<Option<OutSeries>>,
     free: Vec<u32>,
     interner: Interner,
+}
+
+/// `entries` with every string replaced by its interned copy.
+fn reintern(interner: &mut Interner, entries: &Entries) -> Vec<(Arc<str>, Option<Arc<str>>)> {
+    entries
+        .iter()
+        .map(|(k, v)| (interner.str(k), v.as_deref().map(|v| interner.str(v))))
+        .collect()
 }
 
 /// Wrapping sum of the pair hashes of the entries of `row` whose key is in `keep`.
@@ -355,6 +365,60 @@ impl Groups {
             running: Running::Empty,
             layouts: Vec::new(),
         }
+    }
+
+    /// Every slot, free ones `None` (for checkpoints).
+    pub(super) fn slots(&self) -> &[Option<OutSeries>] {
+        &self.slots
+    }
+
+    /// Replaces every series with `slots` read from a checkpoint, sharing their strings again
+    /// as [`Groups::find_or_insert`] would have.
+    pub(super) fn restore(&mut self, slots: Vec<Option<OutSeries>>) {
+        self.index.clear();
+        self.free.clear();
+        self.interner = Interner::default();
+        self.slots = slots;
+        let suffix = self.suffixes.first().map(|s| format!(".{s}"));
+        let interner = &mut self.interner;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            // The caller checked that the slot count fits a u32.
+            let idx = i as u32;
+            let Some(s) = slot else {
+                self.free.push(idx);
+                continue;
+            };
+            s.unit = interner.str(&s.unit);
+            s.scope = interner.str(&s.scope);
+            s.service = interner.str(&s.service);
+            let resource = reintern(interner, &s.resource);
+            s.resource = interner.list(resource);
+            let attributes = reintern(interner, &s.attributes);
+            s.attributes = interner.list(attributes);
+            // Gauge name lists are shared per metric, found by stripping the first suffix.
+            let metric = match (&suffix, s.key.shape) {
+                (Some(suffix), Shape::Gauge) => s
+                    .names
+                    .first()
+                    .and_then(|n| n.strip_suffix(suffix.as_str())),
+                _ => None,
+            };
+            match metric.map(|m| interner.str(m)) {
+                Some(metric) => match interner.names.get(&metric) {
+                    Some(names) if names[..] == s.names[..] => s.names = Arc::clone(names),
+                    Some(_) => {}
+                    None => {
+                        interner.names.insert(metric, Arc::clone(&s.names));
+                    }
+                },
+                None => {
+                    s.names = s.names.iter().map(|n| interner.str(n)).collect();
+                }
+            }
+            self.index.insert(s.key, idx);
+        }
+        // Slots freed last are reused first, as before the restart.
+        self.free.reverse();
     }
 
     /// Series `idx`.

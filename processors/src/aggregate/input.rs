@@ -36,7 +36,9 @@ pub(crate) enum Class {
 }
 
 /// The output shape a class aggregates into; part of an output series' identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub(crate) enum Shape {
     /// One row per gauge function.
     Gauge = 0,

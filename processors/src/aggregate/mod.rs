@@ -18,6 +18,7 @@
 //! clock (see `README.md`, "Idle input").
 
 mod buckets;
+mod checkpoint;
 mod config;
 mod downsample;
 mod emit;

@@ -30,20 +30,20 @@ pub const MAX_FUTURE_NS: i64 = 10 * 60 * 1_000_000_000;
 /// Tumbling event-time windows over gauges, sums and histograms; see the module docs.
 pub struct Aggregate {
     settings: Settings,
-    groups: Groups,
+    pub(super) groups: Groups,
     /// Open windows, by start ascending (a few: a vector searched from the newest beats a
     /// tree lookup per row).
-    windows: Vec<(i64, Window)>,
+    pub(super) windows: Vec<(i64, Window)>,
     /// Cumulative → delta state per input stream.
-    cumulative: CumulativeState,
+    pub(super) cumulative: CumulativeState,
     /// Newest event time accepted.
-    max_time: i64,
+    pub(super) max_time: i64,
     /// Watermark reached by [`Processor::tick`] on an idle input (the event-time watermark
     /// never goes below it).
-    floor: i64,
+    pub(super) floor: i64,
     /// `(max_time, wall ns)` at the first tick that saw `max_time`: the input has been idle
     /// since then.
-    idle_mark: Option<(i64, i64)>,
+    pub(super) idle_mark: Option<(i64, i64)>,
     /// Position assumed by [`Processor::process`].
     next_position: u64,
     /// Rows the last call dropped on purpose.
@@ -532,5 +532,15 @@ impl Processor for Aggregate {
 
     fn take_dropped(&mut self) -> Option<RecordBatch> {
         self.dropped.take()
+    }
+
+    fn checkpoint(&self) -> Option<Result<Vec<u8>>> {
+        Some(self.save_state())
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        self.load_state(state)?;
+        self.report_state();
+        Ok(())
     }
 }

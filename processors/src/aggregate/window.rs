@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
 use super::buckets::{HistAcc, HistPoint};
@@ -11,7 +12,7 @@ use super::group::FastMap;
 use crate::delta::{bounds_layout, CumulativeState};
 
 /// Gauge values of one output series in one window.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(super) struct GaugeAcc {
     /// Values seen.
     pub count: u64,
@@ -62,6 +63,7 @@ impl GaugeAcc {
 }
 
 /// What one output series accumulates in one window.
+#[derive(Serialize, Deserialize)]
 pub(super) enum Acc {
     /// Gauge values.
     Gauge(GaugeAcc),
@@ -72,6 +74,7 @@ pub(super) enum Acc {
 }
 
 /// A cumulative sum point waiting for its window to close.
+#[derive(Serialize, Deserialize)]
 struct CumSum {
     series: u64,
     out: u32,
@@ -82,6 +85,7 @@ struct CumSum {
 }
 
 /// A cumulative histogram point waiting for its window to close.
+#[derive(Serialize, Deserialize)]
 struct CumHist {
     series: u64,
     out: u32,
@@ -113,6 +117,7 @@ pub(super) struct HistRow<'a> {
 }
 
 /// One open window.
+#[derive(Serialize, Deserialize)]
 pub(super) struct Window {
     /// Lowest input position of the data it holds.
     pub first_position: u64,

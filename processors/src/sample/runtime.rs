@@ -208,6 +208,19 @@ impl Processor for Sample {
         self.downsample.as_ref().and_then(Processor::held_since)
     }
 
+    fn checkpoint(&self) -> Option<Result<Vec<u8>>> {
+        self.downsample.as_ref().and_then(Processor::checkpoint)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        match self.downsample.as_mut() {
+            Some(d) => d.restore(state),
+            None => Err(crate::Error::Checkpoint(
+                "this sample processor does not downsample, so it keeps no state".into(),
+            )),
+        }
+    }
+
     fn flush(&mut self) -> Result<Option<RecordBatch>> {
         self.dropped = None;
         match self.downsample.as_mut() {

@@ -1,6 +1,7 @@
 //! Aggregator tests: every expected value is computed independently in plain Rust over the
 //! raw points.
 
+mod checkpoint;
 mod counters;
 mod downsample;
 mod fixture;

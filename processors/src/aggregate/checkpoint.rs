@@ -1,0 +1,89 @@
+//! The aggregator's state as checkpoint bytes: its output series, open windows, cumulative
+//! streams and watermark, in postcard.
+//!
+//! A checkpoint lets the WAL drop the input the windows already hold (see
+//! `crate::checkpoint`); what is restored must therefore be exactly what was held, so every
+//! accumulator is saved as it is (sketches included), not re-derived. Strings are saved once
+//! per series and shared again on restore.
+
+use serde::{Deserialize, Serialize};
+
+use super::group::OutSeries;
+use super::runtime::Aggregate;
+use super::window::Window;
+use crate::delta::CumulativeState;
+use crate::{Error, Result};
+
+/// Version of the layout below; a checkpoint of another version is refused.
+const VERSION: u32 = 1;
+
+/// The state, borrowed for writing.
+#[derive(Serialize)]
+struct StateRef<'a> {
+    version: u32,
+    series: &'a [Option<OutSeries>],
+    windows: &'a [(i64, Window)],
+    cumulative: &'a CumulativeState,
+    max_time: i64,
+    floor: i64,
+}
+
+/// The state, read back.
+#[derive(Deserialize)]
+struct State {
+    version: u32,
+    series: Vec<Option<OutSeries>>,
+    windows: Vec<(i64, Window)>,
+    cumulative: CumulativeState,
+    max_time: i64,
+    floor: i64,
+}
+
+impl Aggregate {
+    /// The state as bytes.
+    pub(super) fn save_state(&self) -> Result<Vec<u8>> {
+        let state = StateRef {
+            version: VERSION,
+            series: self.groups.slots(),
+            windows: &self.windows,
+            cumulative: &self.cumulative,
+            max_time: self.max_time,
+            floor: self.floor,
+        };
+        postcard::to_stdvec(&state).map_err(|e| Error::Checkpoint(format!("encoding: {e}")))
+    }
+
+    /// Replaces the state with `bytes` from [`Aggregate::save_state`].
+    pub(super) fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        let state: State =
+            postcard::from_bytes(bytes).map_err(|e| Error::Checkpoint(format!("decoding: {e}")))?;
+        if state.version != VERSION {
+            return Err(Error::Checkpoint(format!(
+                "aggregate state version {} (this build reads {VERSION})",
+                state.version
+            )));
+        }
+        let slots = state.series.len();
+        // Windows refer to series by slot: a slot out of range means damaged bytes.
+        let bad_slot = state.windows.iter().any(|(_, w)| {
+            w.accs.keys().chain(w.downs.keys()).any(|&i| {
+                state
+                    .series
+                    .get(i as usize)
+                    .is_none_or(|s: &Option<OutSeries>| s.is_none())
+            })
+        });
+        if bad_slot || u32::try_from(slots).is_err() {
+            return Err(Error::Checkpoint(
+                "aggregate state refers to series it does not hold".into(),
+            ));
+        }
+        self.groups.restore(state.series);
+        self.windows = state.windows;
+        self.cumulative = state.cumulative;
+        self.max_time = state.max_time;
+        self.floor = state.floor;
+        self.idle_mark = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! Checkpoints: a processor restored from its checkpoint continues exactly as if it had never
+//! stopped, for every kind of held state (gauge accumulators and sketches, delta sums,
+//! buffered cumulative points and their per-stream state, histograms, running totals,
+//! downsampling picks).
+
+use std::time::Duration;
+
+use phoenix_model::pipeline::{
+    DownsampleConfig, DownsampleFunction, Interval, LatePolicy, OutputTemporality, SampleConfig,
+};
+
+use super::fixture::{batch, config, read, Out, Rng, MIN, P, SEC, T0};
+use crate::processor::Processor;
+
+/// Mixed points over five windows: gauges, delta sums, cumulative counters (with resets) and
+/// cumulative and delta histograms, for a dozen hosts on two routes, in time order.
+fn population(rng: &mut Rng) -> Vec<Vec<P>> {
+    let bounds = [1.0, 5.0, 10.0];
+    let mut points = Vec::new();
+    for host in 0..12 {
+        let host = format!("h{host}");
+        let route = if rng.below(2) == 0 { "/a" } else { "/b" };
+        let (mut total, mut hist) = (0.0, [0u64; 4]);
+        let mut t = T0 + rng.below(5) as i64 * SEC;
+        while t < T0 + 5 * MIN {
+            let step = rng.below(50) as f64;
+            let v = (rng.unit() * 1000.0).round() / 10.0 - 30.0;
+            let p = match rng.below(5) {
+                0 => P::gauge("g", &host, t, v),
+                1 => P::delta("d", &host, t, step),
+                2 => {
+                    total = if rng.below(10) == 0 {
+                        step
+                    } else {
+                        total + step
+                    };
+                    P::counter("c", &host, Some(T0 - SEC), t, total)
+                }
+                3 => {
+                    hist[rng.below(4) as usize] += 1 + rng.below(3);
+                    let sum = hist.iter().sum::<u64>() as f64 * 2.5;
+                    P::histogram("hc", &host, "cumulative", t, &bounds, &hist, sum, None)
+                }
+                _ => {
+                    let b = [rng.below(3), rng.below(3), rng.below(3), rng.below(3)];
+                    P::histogram("hd", &host, "delta", t, &bounds, &b, 7.0, Some((0.5, 12.0)))
+                }
+            };
+            points.push(p.attr("route", route));
+            t += (1 + rng.below(9) as i64) * SEC;
+        }
+    }
+    points.sort_by_key(|p| p.time);
+    let mut batches = Vec::new();
+    let mut rest = &points[..];
+    while !rest.is_empty() {
+        let n = (1 + rng.below(40) as usize).min(rest.len());
+        batches.push(rest[..n].to_vec());
+        rest = &rest[n..];
+    }
+    batches
+}
+
+/// Every row `make()` emits for `batches` (positions 1, 2, …) and at the final flush; with
+/// `cut`, the processor is replaced after `cut` batches by a new one restored from its
+/// checkpoint.
+fn run(make: &dyn Fn() -> Box<dyn Processor>, batches: &[Vec<P>], cut: Option<usize>) -> Vec<Out> {
+    let mut p = make();
+    let mut out = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        if cut == Some(i) {
+            let state = p.checkpoint().expect("keeps checkpoints").expect("encodes");
+            p = make();
+            p.restore(&state).expect("restores");
+        }
+        out.extend(read(
+            &p.process_at(batch(b), i as u64 + 1).expect("processes"),
+        ));
+    }
+    if let Some(b) = p.flush().expect("flushes") {
+        out.extend(read(&b));
+    }
+    out
+}
+
+/// Cuts at several points (mid-window, at a window close, before anything) give the rows of
+/// an uninterrupted run, in the same order.
+fn assert_resumes(make: &dyn Fn() -> Box<dyn Processor>, seed: u64) {
+    let batches = population(&mut Rng(seed));
+    let whole = run(make, &batches, None);
+    assert!(
+        whole.len() > 50,
+        "the population emits rows ({})",
+        whole.len()
+    );
+    let n = batches.len();
+    for cut in [0, 1, n / 3, n / 2, n - 1] {
+        assert_eq!(
+            run(make, &batches, Some(cut)),
+            whole,
+            "cut after {cut} of {n} batches"
+        );
+    }
+}
+
+/// Temporal rollup with quantiles, delta output.
+#[test]
+fn temporal_rollup_resumes_exactly() {
+    let mut c = config();
+    c.quantiles = vec![0.5, 0.99];
+    assert_resumes(&|| Box::new(super::fixture::aggregator(&c)), 1);
+}
+
+/// Spatial rollup with cumulative output: running totals survive the restart.
+#[test]
+fn spatial_cumulative_rollup_resumes_exactly() {
+    let mut c = config();
+    c.group_by = Some(vec!["route".into()]);
+    c.output_temporality = OutputTemporality::Cumulative;
+    assert_resumes(&|| Box::new(super::fixture::aggregator(&c)), 2);
+}
+
+/// The `sample` processor's downsampler keeps its picks across a restart.
+#[test]
+fn downsampler_resumes_exactly() {
+    for (i, function) in [DownsampleFunction::Last, DownsampleFunction::Mean]
+        .into_iter()
+        .enumerate()
+    {
+        let c = SampleConfig {
+            ratio: None,
+            seed: 0,
+            metric: Vec::new(),
+            downsample: Some(DownsampleConfig {
+                interval: Interval(Duration::from_secs(60)),
+                function,
+                allowed_lateness: Interval(Duration::from_secs(10)),
+                late_policy: LatePolicy::Drop,
+                max_series: 100_000,
+                idle_timeout: Interval(Duration::from_secs(600)),
+                idle_grace: Interval(Duration::from_secs(5)),
+            }),
+        };
+        assert_resumes(
+            &|| Box::new(crate::sample::build("ds", &c).expect("builds")),
+            3 + i as u64,
+        );
+    }
+}
+
+/// Damaged or foreign bytes are refused, and leave the processor as it was.
+#[test]
+fn damaged_state_is_refused() {
+    let c = config();
+    let mut a = super::fixture::aggregator(&c);
+    let batches = population(&mut Rng(9));
+    for (i, b) in batches.iter().take(5).enumerate() {
+        a.process_at(batch(b), i as u64 + 1).expect("processes");
+    }
+    let state = a.checkpoint().expect("keeps checkpoints").expect("encodes");
+    let mut b = super::fixture::aggregator(&c);
+    assert!(b.restore(&state[..state.len() / 2]).is_err(), "cut bytes");
+    assert!(b.restore(&[7, 0, 0]).is_err(), "another version");
+    assert_eq!(b.held_since(), None, "nothing half-restored");
+    b.restore(&state).expect("restores");
+    assert_eq!(b.held_since(), a.held_since());
+}

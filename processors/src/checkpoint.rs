@@ -1,0 +1,490 @@
+//! Checkpoints of stateful processors on local disk, so the WAL need not keep what they hold.
+//!
+//! A rollup holds `window + allowed_lateness` of input in memory; without a checkpoint the WAL
+//! must keep all of it for replay, which at high rates fills its byte budget. Every
+//! `interval` the stage writes its processor's state, with the input position it covers, to
+//! `{dir}/{processor id}.ckpt` (written to a temporary file, synced, renamed); from then on the
+//! stage may commit upstream — and the WAL release — everything up to that position.
+//!
+//! On startup the graph restores each checkpoint that still joins the WAL (the replay starts
+//! at or before the position after it) and the stage skips the replayed deliveries it covers.
+//! A checkpoint written under other parameters is restored into a processor built from the
+//! parameters it was written with and flushed at once, so its windows are emitted as that
+//! configuration defined them instead of being lost.
+//!
+//! File layout: `magic (8) | position u64 LE | config_len u32 LE | config (JSON of the
+//! processor's config) | state_len u64 LE | state | crc32 u32 LE` (over everything before it).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use phoenix_model::pipeline::{ProcessorConfig, ProcessorParams};
+
+use crate::processor::{build_processor, Processor};
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"PHXCKPT1";
+
+/// Where the WAL stood at startup: which checkpoints still join it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// Position of the first record replayed, `None` when nothing is replayed.
+    pub first_replayed: Option<u64>,
+    /// Position of the last record the WAL made durable.
+    pub last_synced: u64,
+}
+
+impl Resume {
+    /// Whether a checkpoint at `position` joins the WAL: every record after it is still
+    /// there to replay. A checkpoint past the WAL's end (the WAL was removed) does not.
+    pub fn joins(&self, position: u64) -> bool {
+        position <= self.last_synced
+            && self
+                .first_replayed
+                .map_or(position == self.last_synced, |first| first <= position + 1)
+    }
+}
+
+/// The checkpoint folder and how often stages write to it.
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    dir: PathBuf,
+    interval: Duration,
+    resume: Resume,
+}
+
+/// One processor's saved state.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Saved {
+    /// The last input position the state covers.
+    pub position: u64,
+    /// JSON of the processor's config when it was written.
+    pub config: String,
+    /// [`crate::Processor::checkpoint`]'s bytes.
+    pub state: Vec<u8>,
+}
+
+impl Checkpoints {
+    /// Checkpoints in `dir`, written every `interval`, restored against the WAL at `resume`.
+    pub fn new(dir: impl Into<PathBuf>, interval: Duration, resume: Resume) -> Self {
+        Checkpoints {
+            dir: dir.into(),
+            interval,
+            resume,
+        }
+    }
+
+    /// How often a stage writes its processor's state.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Where the WAL stood at startup.
+    pub fn resume(&self) -> Resume {
+        self.resume
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        // Processor ids are YAML keys: keep file names plain whatever they hold.
+        let name: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c.to_string()
+                } else {
+                    format!("%{:02x}", u32::from(c))
+                }
+            })
+            .collect();
+        self.dir.join(format!("{name}.ckpt"))
+    }
+
+    /// The checkpoint of processor `id`, if one was written.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when the file cannot be read or is damaged.
+    pub(crate) fn load(&self, id: &str) -> Result<Option<Saved>> {
+        let path = self.path(id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&path, &e)),
+        };
+        decode(&bytes)
+            .map(Some)
+            .ok_or_else(|| Error::Checkpoint(format!("{} is damaged", path.display())))
+    }
+
+    /// Writes processor `id`'s checkpoint durably, replacing the previous one only once the
+    /// new one is complete on disk. Blocking.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when writing, syncing or renaming fails.
+    pub(crate) fn save(&self, id: &str, saved: &Saved) -> Result<u64> {
+        fs::create_dir_all(&self.dir).map_err(|e| io_error(&self.dir, &e))?;
+        let path = self.path(id);
+        let tmp = path.with_extension("ckpt.tmp");
+        let bytes = encode(saved);
+        let mut file = File::create(&tmp).map_err(|e| io_error(&tmp, &e))?;
+        file.write_all(&bytes).map_err(|e| io_error(&tmp, &e))?;
+        file.sync_data().map_err(|e| io_error(&tmp, &e))?;
+        fs::rename(&tmp, &path).map_err(|e| io_error(&path, &e))?;
+        sync_dir(&self.dir)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// Removes processor `id`'s checkpoint (its state is empty or emitted). Blocking.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when the file exists and cannot be removed.
+    pub(crate) fn remove(&self, id: &str) -> Result<()> {
+        let path = self.path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&path, &e)),
+        }
+    }
+}
+
+/// JSON of a processor's parameters, as checkpoints record them.
+fn params_json(params: &ProcessorParams) -> Result<String> {
+    serde_json::to_string(params)
+        .map_err(|e| Error::Checkpoint(format!("recording the config: {e}")))
+}
+
+/// The parameters recorded by [`params_json`].
+fn parse_params(json: &str) -> Result<ProcessorParams> {
+    let config: ProcessorConfig = serde_json::from_str(json)
+        .map_err(|e| Error::Checkpoint(format!("recorded config: {e}")))?;
+    match config.params {
+        ProcessorParams::Invalid(i) => Err(Error::Checkpoint(format!(
+            "recorded config: {}: {}",
+            i.key, i.reason
+        ))),
+        params => Ok(params),
+    }
+}
+
+/// Counters of one stage's checkpoints.
+struct CheckpointMetrics {
+    written: metrics::Counter,
+    failed: metrics::Counter,
+    bytes: metrics::Gauge,
+    position: metrics::Gauge,
+    duration: metrics::Histogram,
+}
+
+impl CheckpointMetrics {
+    fn new(id: &str) -> Self {
+        let l = || [("processor", id.to_string())];
+        CheckpointMetrics {
+            written: metrics::counter!("phoenix_checkpoints_written_total", &l()),
+            failed: metrics::counter!("phoenix_checkpoint_failures_total", &l()),
+            bytes: metrics::gauge!("phoenix_checkpoint_bytes", &l()),
+            position: metrics::gauge!("phoenix_checkpoint_position", &l()),
+            duration: metrics::histogram!("phoenix_checkpoint_duration_seconds", &l()),
+        }
+    }
+}
+
+/// What a save does.
+pub(crate) enum Snapshot {
+    /// Remove the file: nothing is held.
+    Clear,
+    /// Write this state (encoding started at the instant).
+    Save(Saved, Instant),
+}
+
+/// One stage's checkpoint: where it goes and what the durable one covers.
+pub(crate) struct StageCheckpoint {
+    store: Checkpoints,
+    id: String,
+    config: String,
+    /// Last input position the durable checkpoint covers.
+    covered: Option<u64>,
+    /// Whether a file exists (possibly one that covers nothing any more).
+    file: bool,
+    /// Replayed deliveries up to here are in the restored state already.
+    skip_upto: Option<u64>,
+    /// Rows of a checkpoint written under other parameters, flushed at restore; the stage
+    /// sends them with the first delivery.
+    pub carried: Option<RecordBatch>,
+    metrics: CheckpointMetrics,
+}
+
+impl StageCheckpoint {
+    /// How often to save.
+    pub(crate) fn interval(&self) -> Duration {
+        self.store.interval
+    }
+
+    /// Whether the delivery at `position` is already in the restored state.
+    pub(crate) fn skips(&self, position: u64) -> bool {
+        self.skip_upto.is_some_and(|s| position <= s)
+    }
+
+    /// `held` (a lowest held input position) raised past what the checkpoint covers: those
+    /// positions need not be kept upstream.
+    pub(crate) fn uncovered(&self, held: u64) -> u64 {
+        self.covered.map_or(held, |c| held.max(c.saturating_add(1)))
+    }
+
+    /// What a save at input position `last` should do: `None` when the checkpoint already
+    /// covers `last`. Call only when every output the stage sent is stored downstream, since
+    /// deliveries a restore skips must have nothing left to send.
+    pub(crate) fn snapshot(&mut self, processor: &dyn Processor, last: u64) -> Option<Snapshot> {
+        if processor.held_since().is_none() {
+            return Some(Snapshot::Clear);
+        }
+        if self.covered == Some(last) {
+            return None;
+        }
+        let started = Instant::now();
+        match processor.checkpoint()? {
+            Ok(state) => Some(Snapshot::Save(
+                Saved {
+                    position: last,
+                    config: self.config.clone(),
+                    state,
+                },
+                started,
+            )),
+            Err(error) => {
+                self.metrics.failed.increment(1);
+                tracing::warn!(%error, "Cannot encode the processor's state; no checkpoint.");
+                None
+            }
+        }
+    }
+
+    /// Carries out [`StageCheckpoint::snapshot`]'s answer.
+    pub(crate) async fn write(&mut self, snapshot: Snapshot) {
+        let (saved, started) = match snapshot {
+            Snapshot::Clear => return self.clear().await,
+            Snapshot::Save(saved, started) => (saved, started),
+        };
+        let last = saved.position;
+        let (store, id) = (self.store.clone(), self.id.clone());
+        match tokio::task::spawn_blocking(move || store.save(&id, &saved)).await {
+            Ok(Ok(bytes)) => {
+                self.covered = Some(last);
+                self.file = true;
+                self.metrics.written.increment(1);
+                self.metrics.bytes.set(bytes as f64);
+                self.metrics.position.set(last as f64);
+                self.metrics.duration.record(started.elapsed());
+                tracing::debug!(position = last, bytes, "Checkpoint written.");
+            }
+            Ok(Err(error)) => {
+                self.metrics.failed.increment(1);
+                tracing::warn!(%error, "Checkpoint not written; the WAL keeps the held input.");
+            }
+            Err(error) => {
+                self.metrics.failed.increment(1);
+                tracing::warn!(%error, "Checkpoint task failed.");
+            }
+        }
+    }
+
+    /// Removes the file: the processor holds nothing (its state was emitted and stored).
+    pub(crate) async fn clear(&mut self) {
+        if !self.file {
+            return;
+        }
+        let (store, id) = (self.store.clone(), self.id.clone());
+        match tokio::task::spawn_blocking(move || store.remove(&id)).await {
+            Ok(Ok(())) => {
+                self.file = false;
+                self.covered = None;
+                self.metrics.bytes.set(0.0);
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "Cannot remove the checkpoint."),
+            Err(error) => tracing::warn!(%error, "Checkpoint task failed."),
+        }
+    }
+}
+
+/// Sets up checkpoints for processor `id` and restores its state from the last one, when it
+/// still joins the WAL. `None` when the processor keeps no checkpoints.
+pub(crate) fn restore(
+    store: &Checkpoints,
+    id: &str,
+    params: &ProcessorParams,
+    processor: &mut dyn Processor,
+) -> Result<Option<StageCheckpoint>> {
+    if processor.checkpoint().is_none() {
+        return Ok(None);
+    }
+    let mut ck = StageCheckpoint {
+        store: store.clone(),
+        id: id.to_string(),
+        config: params_json(params)?,
+        covered: None,
+        file: false,
+        skip_upto: None,
+        carried: None,
+        metrics: CheckpointMetrics::new(id),
+    };
+    let saved = match store.load(id) {
+        Ok(Some(saved)) => saved,
+        Ok(None) => return Ok(Some(ck)),
+        Err(error) => {
+            // Written by rename after a sync, so damage means the disk lost it; the WAL no
+            // longer holds what it covered.
+            ck.metrics.failed.increment(1);
+            tracing::error!(processor = id, %error, "Checkpoint unreadable; its windows are lost.");
+            ck.file = true;
+            return Ok(Some(ck));
+        }
+    };
+    ck.file = true;
+    let position = saved.position;
+    if !store.resume.joins(position) {
+        tracing::info!(processor = id, position, resume = ?store.resume, "Checkpoint predates the WAL's replay; state is rebuilt from the WAL.");
+        return Ok(Some(ck));
+    }
+    if saved.config == ck.config {
+        processor.restore(&saved.state)?;
+        ck.covered = Some(position);
+    } else {
+        // Windows held under the old parameters are closed under them, not reinterpreted.
+        let old = parse_params(&saved.config)?;
+        let mut previous = build_processor(id, &old)?;
+        previous.restore(&saved.state)?;
+        ck.carried = previous.flush()?;
+        tracing::warn!(
+            processor = id,
+            position,
+            rows = ck.carried.as_ref().map_or(0, RecordBatch::num_rows),
+            "Checkpoint was written under other parameters; its windows are emitted as they were configured."
+        );
+    }
+    ck.skip_upto = Some(position);
+    tracing::info!(
+        processor = id,
+        position,
+        "State restored from its checkpoint."
+    );
+    Ok(Some(ck))
+}
+
+fn encode(saved: &Saved) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + saved.config.len() + saved.state.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&saved.position.to_le_bytes());
+    // Configs are a few hundred bytes; a longer one is cut rather than wrapped.
+    let config = &saved.config.as_bytes()[..saved.config.len().min(u32::MAX as usize)];
+    out.extend_from_slice(&(config.len() as u32).to_le_bytes());
+    out.extend_from_slice(config);
+    out.extend_from_slice(&(saved.state.len() as u64).to_le_bytes());
+    out.extend_from_slice(&saved.state);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<Saved> {
+    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+        return None;
+    }
+    let rest = body.strip_prefix(MAGIC)?;
+    let (position, rest) = rest.split_at_checked(8)?;
+    let (config_len, rest) = rest.split_at_checked(4)?;
+    let config_len = u32::from_le_bytes(config_len.try_into().ok()?) as usize;
+    let (config, rest) = rest.split_at_checked(config_len)?;
+    let (state_len, state) = rest.split_at_checked(8)?;
+    if u64::from_le_bytes(state_len.try_into().ok()?) != state.len() as u64 {
+        return None;
+    }
+    Some(Saved {
+        position: u64::from_le_bytes(position.try_into().ok()?),
+        config: String::from_utf8(config.to_vec()).ok()?,
+        state: state.to_vec(),
+    })
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> Error {
+    Error::Checkpoint(format!("{}: {e}", path.display()))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    OpenOptions::new()
+        .read(true)
+        .open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(dir, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path) -> Checkpoints {
+        let resume = Resume {
+            first_replayed: None,
+            last_synced: 0,
+        };
+        Checkpoints::new(dir, Duration::from_secs(1), resume)
+    }
+
+    /// A saved checkpoint reads back whole; a missing one is `None`; removing it is final.
+    #[test]
+    fn save_load_remove() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        assert_eq!(s.load("rollup_1m").expect("load"), None);
+        let saved = Saved {
+            position: 42,
+            config: r#"{"type":"aggregate"}"#.into(),
+            state: vec![1, 2, 3, 255],
+        };
+        s.save("rollup_1m", &saved).expect("save");
+        assert_eq!(s.load("rollup_1m").expect("load"), Some(saved));
+        s.remove("rollup_1m").expect("remove");
+        assert_eq!(s.load("rollup_1m").expect("load"), None);
+    }
+
+    /// Any flipped byte or cut tail is reported as damage, never read as state.
+    #[test]
+    fn damage_is_detected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        let saved = Saved {
+            position: 7,
+            config: "{}".into(),
+            state: (0..200).map(|i| i as u8).collect(),
+        };
+        s.save("a/b", &saved).expect("save");
+        let path = s.path("a/b");
+        assert!(path.file_name().is_some_and(|n| n == "a%2fb.ckpt"));
+        let good = fs::read(&path).expect("read");
+        for at in [0, 9, 20, good.len() / 2, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x40;
+            fs::write(&path, &bad).expect("write");
+            assert!(s.load("a/b").is_err(), "flipped byte {at} went unnoticed");
+        }
+        fs::write(&path, &good[..good.len() - 3]).expect("write");
+        assert!(s.load("a/b").is_err(), "a cut tail went unnoticed");
+    }
+
+    /// A checkpoint joins the WAL only when every record after it can still be replayed.
+    #[test]
+    fn joins_the_wal() {
+        let r = |first_replayed, last_synced| Resume {
+            first_replayed,
+            last_synced,
+        };
+        assert!(r(Some(5), 20).joins(10), "replay starts before it");
+        assert!(r(Some(11), 20).joins(10), "replay starts right after it");
+        assert!(!r(Some(12), 20).joins(10), "record 11 is gone");
+        assert!(r(None, 10).joins(10), "nothing came after it");
+        assert!(!r(None, 12).joins(10), "records after it are gone");
+        assert!(!r(Some(1), 5).joins(10), "past the WAL's end");
+    }
+}
