@@ -208,6 +208,9 @@ pub(crate) struct StageCheckpoint {
     covered: Option<u64>,
     /// Whether a file exists (possibly one that covers nothing any more).
     file: bool,
+    /// The state changed without new input (a tick emitted windows): the file must be
+    /// rewritten even though the position is the same.
+    changed: bool,
     /// Replayed deliveries up to here are in the restored state already.
     skip_upto: Option<u64>,
     /// Rows of a checkpoint written under other parameters, flushed at restore; the stage
@@ -240,7 +243,7 @@ impl StageCheckpoint {
         if processor.held_since().is_none() {
             return Some(Snapshot::Clear);
         }
-        if self.covered == Some(last) {
+        if self.covered == Some(last) && !self.changed {
             return None;
         }
         let started = Instant::now();
@@ -273,6 +276,7 @@ impl StageCheckpoint {
             Ok(Ok(bytes)) => {
                 self.covered = Some(last);
                 self.file = true;
+                self.changed = false;
                 self.metrics.written.increment(1);
                 self.metrics.bytes.set(bytes as f64);
                 self.metrics.position.set(last as f64);
@@ -290,6 +294,12 @@ impl StageCheckpoint {
         }
     }
 
+    /// Notes that the state changed without new input (windows emitted on the wall clock),
+    /// so the next save rewrites the file: it must not hold windows already emitted.
+    pub(crate) fn state_changed(&mut self) {
+        self.changed = true;
+    }
+
     /// Removes the file: the processor holds nothing (its state was emitted and stored).
     pub(crate) async fn clear(&mut self) {
         if !self.file {
@@ -300,6 +310,7 @@ impl StageCheckpoint {
             Ok(Ok(())) => {
                 self.file = false;
                 self.covered = None;
+                self.changed = false;
                 self.metrics.bytes.set(0.0);
             }
             Ok(Err(error)) => tracing::warn!(%error, "Cannot remove the checkpoint."),
@@ -325,6 +336,7 @@ pub(crate) fn restore(
         config: params_json(params)?,
         covered: None,
         file: false,
+        changed: false,
         skip_upto: None,
         carried: None,
         metrics: CheckpointMetrics::new(id),
@@ -334,10 +346,11 @@ pub(crate) fn restore(
         Ok(None) => return Ok(Some(ck)),
         Err(error) => {
             // Written by rename after a sync, so damage means the disk lost it; the WAL no
-            // longer holds what it covered.
+            // longer holds what it covered. The file is kept aside for inspection.
             ck.metrics.failed.increment(1);
+            let path = store.path(id);
+            ck.file = fs::rename(&path, path.with_extension("ckpt.unreadable")).is_err();
             tracing::error!(processor = id, %error, "Checkpoint unreadable; its windows are lost.");
-            ck.file = true;
             return Ok(Some(ck));
         }
     };
@@ -347,29 +360,50 @@ pub(crate) fn restore(
         tracing::info!(processor = id, position, resume = ?store.resume, "Checkpoint predates the WAL's replay; state is rebuilt from the WAL.");
         return Ok(Some(ck));
     }
-    if saved.config == ck.config {
-        processor.restore(&saved.state)?;
-        ck.covered = Some(position);
+    let restored = if saved.config == ck.config {
+        processor.restore(&saved.state).map(|()| {
+            ck.covered = Some(position);
+        })
     } else {
-        // Windows held under the old parameters are closed under them, not reinterpreted.
-        let old = parse_params(&saved.config)?;
-        let mut previous = build_processor(id, &old)?;
-        previous.restore(&saved.state)?;
-        ck.carried = previous.flush()?;
-        tracing::warn!(
-            processor = id,
-            position,
-            rows = ck.carried.as_ref().map_or(0, RecordBatch::num_rows),
-            "Checkpoint was written under other parameters; its windows are emitted as they were configured."
-        );
+        carry_over(id, &saved).map(|rows| {
+            tracing::warn!(
+                processor = id,
+                position,
+                rows = rows.as_ref().map_or(0, RecordBatch::num_rows),
+                "Checkpoint was written under other parameters; its windows are emitted as they were configured."
+            );
+            ck.carried = rows;
+        })
+    };
+    match restored {
+        Ok(()) => {
+            ck.skip_upto = Some(position);
+            tracing::info!(
+                processor = id,
+                position,
+                "State restored from its checkpoint."
+            );
+        }
+        Err(error) => {
+            // The WAL no longer holds what the checkpoint covered; starting is still better
+            // than refusing to. The file is kept aside for inspection.
+            ck.metrics.failed.increment(1);
+            let path = store.path(id);
+            let aside = path.with_extension("ckpt.unrestorable");
+            ck.file = fs::rename(&path, &aside).is_err();
+            tracing::error!(processor = id, position, %error, kept = %aside.display(), "Checkpoint does not restore; the windows it held are lost.");
+        }
     }
-    ck.skip_upto = Some(position);
-    tracing::info!(
-        processor = id,
-        position,
-        "State restored from its checkpoint."
-    );
     Ok(Some(ck))
+}
+
+/// Restores a checkpoint written under other parameters into a processor built from those,
+/// and flushes it: its rows, to be emitted before anything else.
+fn carry_over(id: &str, saved: &Saved) -> Result<Option<RecordBatch>> {
+    let old = parse_params(&saved.config)?;
+    let mut previous = build_processor(id, &old)?;
+    previous.restore(&saved.state)?;
+    previous.flush()
 }
 
 fn encode(saved: &Saved) -> Vec<u8> {

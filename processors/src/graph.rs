@@ -95,8 +95,8 @@ impl Graph {
     /// `checkpoints` (only meaningful with a `wal`: checkpoints refer to its positions).
     ///
     /// # Errors
-    /// As [`Graph::build`], and [`Error::Checkpoint`] when a checkpoint that joins the WAL
-    /// does not restore.
+    /// As [`Graph::build`]. A checkpoint that does not restore does not stop the build: it is
+    /// logged, counted in `phoenix_checkpoint_failures_total` and moved aside.
     pub fn build_checkpointed(
         config: &Config,
         wal: Option<Wal>,

@@ -259,6 +259,9 @@ impl Stage {
                 until: last,
             },
         });
+        if let Some(ck) = self.checkpoint.as_mut() {
+            ck.state_changed();
+        }
         tracing::debug!(rows = out.num_rows(), "Emitting state on the idle tick.");
         counters.datapoints_out.increment(out.num_rows() as u64);
         self.send_all(out, last).await;

@@ -380,3 +380,34 @@ async fn changed_parameters_emit_the_old_windows() {
         "stamped with the old 60 s window"
     );
 }
+
+/// A checkpoint that joins the WAL but does not decode does not keep the server from
+/// starting: it is moved aside (kept for inspection) and the graph runs without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrestorable_checkpoint_is_set_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = window_start();
+    let config = Config::from_yaml("t", ROLLUP, &[]).expect("config");
+    let graph = checkpointed_run(dir.path(), &config, w, 1..=2).await;
+    crash(graph, Vec::new()).await;
+    let ck_dir = dir.path().join("checkpoints");
+    let file = ck_dir.join("rollup.ckpt");
+    let resume = Resume {
+        first_replayed: None,
+        last_synced: 2,
+    };
+    let store = Checkpoints::new(&ck_dir, Duration::from_millis(20), resume);
+    let mut saved = store.load("rollup").expect("load").expect("written");
+    saved.state.truncate(saved.state.len() / 2);
+    store.save("rollup", &saved).expect("save");
+
+    let opened = open(&dir.path().join("wal"));
+    let graph = Graph::build_checkpointed(&config, Some(opened.wal), None, None, Some(store))
+        .expect("builds despite the checkpoint");
+    assert!(!file.exists(), "moved away");
+    assert!(
+        ck_dir.join("rollup.ckpt.unrestorable").exists(),
+        "kept aside"
+    );
+    crash(graph, Vec::new()).await;
+}
