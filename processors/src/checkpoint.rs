@@ -214,7 +214,7 @@ pub(crate) struct StageCheckpoint {
     /// Replayed deliveries up to here are in the restored state already.
     skip_upto: Option<u64>,
     /// Rows of a checkpoint written under other parameters, flushed at restore; the stage
-    /// sends them with the first delivery.
+    /// sends them first, with the position the checkpoint covers.
     pub carried: Option<RecordBatch>,
     metrics: CheckpointMetrics,
 }
@@ -223,6 +223,11 @@ impl StageCheckpoint {
     /// How often to save.
     pub(crate) fn interval(&self) -> Duration {
         self.store.interval
+    }
+
+    /// The position the restored checkpoint covers, `None` when nothing was restored.
+    pub(crate) fn restored_at(&self) -> Option<u64> {
+        self.skip_upto
     }
 
     /// Whether the delivery at `position` is already in the restored state.

@@ -105,6 +105,23 @@ impl Stage {
         let mut saver = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         saver.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let saving = self.checkpoint.is_some();
+        // A restored state may be emitted (on a tick, at shutdown) before any delivery: its
+        // rows go out with the position the checkpoint covers.
+        if let Some(at) = self
+            .checkpoint
+            .as_ref()
+            .and_then(StageCheckpoint::restored_at)
+        {
+            last = Some(AckToken(at));
+            if let Some(carried) = self.checkpoint.as_mut().and_then(|c| c.carried.take()) {
+                counters.datapoints_out.increment(carried.num_rows() as u64);
+                last_output = Some(AckToken(at));
+                if !self.send_all(carried, AckToken(at)).await {
+                    tracing::warn!("Every consumer is gone; stage stops reading.");
+                    open = false;
+                }
+            }
+        }
         loop {
             if !open && self.relay.all_closed() {
                 break;
@@ -166,13 +183,6 @@ impl Stage {
         emitted: &mut std::collections::VecDeque<(AckToken, u64)>,
         last_output: &mut Option<AckToken>,
     ) -> bool {
-        if let Some(carried) = self.checkpoint.as_mut().and_then(|c| c.carried.take()) {
-            counters.datapoints_out.increment(carried.num_rows() as u64);
-            *last_output = Some(d.ack);
-            if !self.send_all(carried, d.ack).await {
-                return false;
-            }
-        }
         let skip = self.checkpoint.as_ref().is_some_and(|c| c.skips(d.ack.0));
         let batch = match self.processor.as_mut() {
             None => d.batch,

@@ -411,3 +411,45 @@ async fn unrestorable_checkpoint_is_set_aside() {
     );
     crash(graph, Vec::new()).await;
 }
+
+/// A restored state with nothing after it to replay is still emitted at a clean shutdown,
+/// with the position the checkpoint covers, and its file is then removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_state_without_input_is_emitted_at_shutdown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = window_start();
+    let config = Config::from_yaml("t", ROLLUP, &[]).expect("config");
+    let graph = checkpointed_run(dir.path(), &config, w, 1..=3).await;
+    crash(graph, Vec::new()).await;
+
+    let opened = open(&dir.path().join("wal"));
+    assert!(opened.replay.is_empty());
+    let resume = Resume {
+        first_replayed: None,
+        last_synced: opened.wal.last_synced(),
+    };
+    let store = Checkpoints::new(
+        dir.path().join("checkpoints"),
+        Duration::from_millis(20),
+        resume,
+    );
+    let mut graph =
+        Graph::build_checkpointed(&config, Some(opened.wal), None, None, Some(store.clone()))
+            .expect("builds");
+    let mut roll = sink_rx(&mut graph, "rollup_1m");
+    let stages = std::mem::take(&mut graph.stages);
+    drop(graph);
+    let d = roll.recv().await.expect("the shutdown flush");
+    assert_eq!(d.ack, AckToken(3));
+    assert_eq!(rolled(std::slice::from_ref(&d.batch)), exact(w, 1..=3));
+    roll.commit(d.ack).await.expect("commit");
+    assert!(roll.recv().await.is_none(), "nothing more");
+    drop(roll);
+    for s in stages {
+        tokio::time::timeout(Duration::from_secs(5), s)
+            .await
+            .expect("stage ends")
+            .expect("stage task");
+    }
+    assert_eq!(store.load("rollup").expect("load"), None, "file removed");
+}
