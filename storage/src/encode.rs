@@ -1,6 +1,5 @@
 //! Turns buffered batches into one Parquet file: sort, then encode with per-column settings.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
@@ -15,6 +14,7 @@ use parquet::schema::types::ColumnPath;
 use phoenix_model::schema::{col, SCHEMA_VERSION};
 
 use crate::row_groups::{Layout, RowGroupWriter};
+use crate::sort_order::{series_time_order, string_ranks};
 use crate::{Result, SCHEMA_VERSION_KEY};
 
 /// Columns files are sorted by, in order, when the table has them; the time column comes last.
@@ -215,10 +215,11 @@ impl FileEncoder {
     /// do not fit in 64 bits together.
     ///
     /// Each string key is replaced by its rank among the batch's distinct values, and the
-    /// ranks are packed into one u64, so the sort compares fixed-width tuples instead of
+    /// ranks are packed into one u64, so the sort compares fixed-width keys instead of
     /// strings: the string compares of the general multi-column sort were about a tenth of the
-    /// server's CPU under load. Ties keep input order, so the result is deterministic and
-    /// equals the general sort's order.
+    /// server's CPU under load. Rows are then grouped by series rather than sorted one by one
+    /// (see `sort_order.rs`). Ties keep input order, so the result is deterministic and equals
+    /// the general sort's order.
     fn packed_sort_indices(&self, batch: &RecordBatch) -> Option<UInt32Array> {
         let (&t, rest) = self.sort_keys.split_last()?;
         let (&id, string_keys) = rest.split_last()?;
@@ -250,45 +251,16 @@ impl FileEncoder {
         if ranks.iter().map(|(_, bits)| bits).sum::<u32>() > u64::BITS {
             return None;
         }
-        let mut keys: Vec<(u64, u64, i64, u32)> = (0..n)
-            .map(|i| {
-                let packed = ranks.iter().fold(0_u64, |acc, (r, bits)| {
-                    acc.checked_shl(*bits).unwrap_or(0) | u64::from(r[i])
-                });
-                (packed, ids.value(i), times.value(i), i as u32)
-            })
-            .collect();
-        keys.sort_unstable();
-        Some(UInt32Array::from_iter_values(keys.iter().map(|k| k.3)))
-    }
-}
-
-/// Each value's rank among the distinct values of a non-null string array, in byte order, and
-/// the number of distinct values.
-fn string_ranks(values: &StringArray) -> (Vec<u32>, usize) {
-    let mut codes_of: HashMap<&str, u32> = HashMap::new();
-    let mut codes = Vec::with_capacity(values.len());
-    // Rows come grouped by metric and service, so most rows repeat the previous value.
-    let mut last: Option<(&str, u32)> = None;
-    for v in values.iter().flatten() {
-        let code = match last {
-            Some((prev, code)) if prev == v => code,
-            _ => {
-                let next = codes_of.len() as u32;
-                *codes_of.entry(v).or_insert(next)
+        let mut packed = vec![0_u64; n];
+        for (r, bits) in &ranks {
+            // `bits` is at most 32 (ranks are u32), so the shift never overflows.
+            for (p, &r) in packed.iter_mut().zip(r) {
+                *p = (*p << bits) | u64::from(r);
             }
-        };
-        last = Some((v, code));
-        codes.push(code);
+        }
+        let order = series_time_order(&packed, ids.values(), times.values());
+        Some(UInt32Array::from(order))
     }
-    let mut distinct: Vec<(&str, u32)> = codes_of.into_iter().collect();
-    distinct.sort_unstable();
-    let mut rank = vec![0_u32; distinct.len()];
-    for (r, (_, code)) in distinct.iter().enumerate() {
-        rank[*code as usize] = r as u32;
-    }
-    let ranks = codes.into_iter().map(|c| rank[c as usize]).collect();
-    (ranks, distinct.len())
 }
 
 impl FileEncoder {

@@ -17,6 +17,7 @@ mod positions;
 mod replay;
 mod row_groups;
 mod sink;
+mod sort_order;
 mod store;
 mod table;
 mod take_rows;

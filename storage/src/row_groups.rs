@@ -234,11 +234,52 @@ fn mostly_unique(values: &Float64Array) -> bool {
 
 /// End of the run of rows from `start` (below `limit`) that share `start`'s kind.
 fn run_end(kinds: &StringArray, start: usize, limit: usize) -> usize {
+    if kinds.null_count() == 0 {
+        return equal_run_end(kinds, start, limit);
+    }
     let valid = kinds.is_valid(start);
     let kind = kinds.value(start);
     (start + 1..limit)
         .find(|&i| kinds.is_valid(i) != valid || (valid && kinds.value(i) != kind))
         .unwrap_or(limit)
+}
+
+/// [`run_end`] for a non-null column, without comparing row by row: the run is the rows that
+/// have the first row's length and whose bytes repeat it, found with block compares.
+fn equal_run_end(strings: &StringArray, start: usize, limit: usize) -> usize {
+    let offsets = strings.value_offsets();
+    let first = offsets[start];
+    let len = offsets[start + 1] - first;
+    let same_len = offsets[start + 1..=limit]
+        .windows(2)
+        .position(|w| w[1] - w[0] != len)
+        .map_or(limit, |p| start + 1 + p);
+    if len == 0 {
+        return same_len;
+    }
+    let bytes = &strings.value_data()[first as usize..offsets[same_len] as usize];
+    let len = len as usize;
+    // Row `start + 1 + p / len` is the first to differ from its predecessor, which equals
+    // `start`'s value.
+    match first_difference(&bytes[len..], &bytes[..bytes.len() - len]) {
+        Some(p) => start + 1 + p / len,
+        None => same_len,
+    }
+}
+
+/// First index where `a` and `b` (of equal length) differ.
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 256;
+    a.chunks(BLOCK)
+        .zip(b.chunks(BLOCK))
+        .position(|(x, y)| x != y)
+        .and_then(|block| {
+            let (x, y) = (&a[block * BLOCK..], &b[block * BLOCK..]);
+            x.iter()
+                .zip(y)
+                .position(|(p, q)| p != q)
+                .map(|i| block * BLOCK + i)
+        })
 }
 
 #[cfg(test)]
@@ -255,6 +296,27 @@ mod tests {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             (z ^ (z >> 31)) as f64 / u64::MAX as f64
         })
+    }
+
+    /// Runs end at the first row with another value, also when it has the same length, differs
+    /// only in its last byte, or is empty; a run never passes the limit.
+    #[test]
+    fn run_end_finds_the_first_other_value() {
+        let rows = ["sum", "sum", "sum", "sun", "gauge", "gauge", "", "", "x"];
+        let kinds = StringArray::from(rows.to_vec());
+        for start in 0..rows.len() {
+            for limit in start + 1..=rows.len() {
+                let want = (start + 1..limit)
+                    .find(|&i| rows[i] != rows[start])
+                    .unwrap_or(limit);
+                assert_eq!(run_end(&kinds, start, limit), want, "{start}..{limit}");
+            }
+        }
+        let long: Vec<String> = (0..2000)
+            .map(|i| format!("{}", u8::from(i >= 1500)))
+            .collect();
+        let long = StringArray::from(long);
+        assert_eq!(run_end(&long, 3, 2000), 1500);
     }
 
     /// Full-precision random values are judged unique; two-decimal values in [0, 100] and
