@@ -28,6 +28,9 @@ use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"PHXCKPT1";
 
+/// After a save that took `d`, the next waits at least `d × SAVE_SPACING`.
+const SAVE_SPACING: u32 = 19;
+
 /// Where the WAL stood at startup: which checkpoints still join it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resume {
@@ -211,6 +214,9 @@ pub(crate) struct StageCheckpoint {
     /// The state changed without new input (a tick emitted windows): the file must be
     /// rewritten even though the position is the same.
     changed: bool,
+    /// No save before this: saving stalls the stage, so a state that takes long to save
+    /// (cumulative points buffered in windows grow with the rate) is saved less often.
+    not_before: Option<Instant>,
     /// Replayed deliveries up to here are in the restored state already.
     skip_upto: Option<u64>,
     /// Rows of a checkpoint written under other parameters, flushed at restore; the stage
@@ -252,7 +258,18 @@ impl StageCheckpoint {
             return None;
         }
         let started = Instant::now();
-        match processor.checkpoint()? {
+        if self.not_before.is_some_and(|t| started < t) {
+            return None;
+        }
+        // Encoding a large state takes a while: let the runtime move this worker's other tasks
+        // (receivers, the API) elsewhere meanwhile.
+        let encoded = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| processor.checkpoint())
+            }
+            _ => processor.checkpoint(),
+        };
+        match encoded? {
             Ok(state) => Some(Snapshot::Save(
                 Saved {
                     position: last,
@@ -285,7 +302,10 @@ impl StageCheckpoint {
                 self.metrics.written.increment(1);
                 self.metrics.bytes.set(bytes as f64);
                 self.metrics.position.set(last as f64);
-                self.metrics.duration.record(started.elapsed());
+                let took = started.elapsed();
+                self.metrics.duration.record(took);
+                // At most about 5% of the stage's time goes to saving.
+                self.not_before = Some(Instant::now() + took * SAVE_SPACING);
                 tracing::debug!(position = last, bytes, "Checkpoint written.");
             }
             Ok(Err(error)) => {
@@ -342,6 +362,7 @@ pub(crate) fn restore(
         covered: None,
         file: false,
         changed: false,
+        not_before: None,
         skip_upto: None,
         carried: None,
         metrics: CheckpointMetrics::new(id),
