@@ -22,6 +22,7 @@ const VERSION: u32 = 1;
 struct StateRef<'a> {
     version: u32,
     series: &'a [Option<OutSeries>],
+    last_window: &'a [i64],
     windows: &'a [(i64, Window)],
     cumulative: &'a CumulativeState,
     max_time: i64,
@@ -33,6 +34,7 @@ struct StateRef<'a> {
 struct State {
     version: u32,
     series: Vec<Option<OutSeries>>,
+    last_window: Vec<i64>,
     windows: Vec<(i64, Window)>,
     cumulative: CumulativeState,
     max_time: i64,
@@ -42,9 +44,11 @@ struct State {
 impl Aggregate {
     /// The state as bytes.
     pub(super) fn save_state(&self) -> Result<Vec<u8>> {
+        let (series, last_window) = self.groups.slots();
         let state = StateRef {
             version: VERSION,
-            series: self.groups.slots(),
+            series,
+            last_window,
             windows: &self.windows,
             cumulative: &self.cumulative,
             max_time: self.max_time,
@@ -66,19 +70,19 @@ impl Aggregate {
         let slots = state.series.len();
         // Windows refer to series by slot: a slot out of range means damaged bytes.
         let bad_slot = state.windows.iter().any(|(_, w)| {
-            w.accs.keys().chain(w.downs.keys()).any(|&i| {
+            w.accs.keys().chain(w.downs.keys()).any(|i| {
                 state
                     .series
                     .get(i as usize)
                     .is_none_or(|s: &Option<OutSeries>| s.is_none())
             })
         });
-        if bad_slot || u32::try_from(slots).is_err() {
+        if bad_slot || u32::try_from(slots).is_err() || state.last_window.len() != slots {
             return Err(Error::Checkpoint(
                 "aggregate state refers to series it does not hold".into(),
             ));
         }
-        self.groups.restore(state.series);
+        self.groups.restore(state.series, state.last_window);
         self.windows = state.windows;
         self.cumulative = state.cumulative;
         self.max_time = state.max_time;

@@ -138,8 +138,6 @@ pub(super) struct OutSeries {
     pub monotonic: bool,
     /// `sample_rate` of its rows.
     pub sample_rate: f64,
-    /// Start of the latest window it got a row in (for idle expiry).
-    pub last_window: i64,
     /// Running totals (cumulative output).
     pub running: Running,
     /// Recently seen bucket bounds, shared by its buffered points.
@@ -171,6 +169,9 @@ pub(super) struct Groups {
     suffixes: Vec<String>,
     index: FastMap<OutKey, u32>,
     slots: Vec<Option<OutSeries>>,
+    /// Start of the latest window each slot got a row in (for idle expiry); apart from the
+    /// series, so the per-row update touches 8 dense bytes, not the series' cache lines.
+    last_window: Vec<i64>,
     free: Vec<u32>,
     interner: Interner,
 }
@@ -230,6 +231,7 @@ impl Groups {
             suffixes,
             index: FastMap::default(),
             slots: Vec::new(),
+            last_window: Vec::new(),
             free: Vec::new(),
             interner: Interner::default(),
         }
@@ -286,10 +288,12 @@ impl Groups {
         let idx = match self.free.pop() {
             Some(idx) => {
                 self.slots[idx as usize] = Some(series);
+                self.last_window[idx as usize] = i64::MIN;
                 idx
             }
             None => {
                 self.slots.push(Some(series));
+                self.last_window.push(i64::MIN);
                 u32::try_from(self.slots.len() - 1).ok()?
             }
         };
@@ -361,24 +365,33 @@ impl Groups {
             attributes,
             monotonic: true,
             sample_rate: input.sample_rate[row],
-            last_window: i64::MIN,
             running: Running::Empty,
             layouts: Vec::new(),
         }
     }
 
-    /// Every slot, free ones `None` (for checkpoints).
-    pub(super) fn slots(&self) -> &[Option<OutSeries>] {
-        &self.slots
+    /// Notes that series `idx` got a row in the window starting at `start`.
+    #[inline]
+    pub(super) fn touch(&mut self, idx: u32, start: i64) {
+        if let Some(w) = self.last_window.get_mut(idx as usize) {
+            *w = (*w).max(start);
+        }
     }
 
-    /// Replaces every series with `slots` read from a checkpoint, sharing their strings again
-    /// as [`Groups::find_or_insert`] would have.
-    pub(super) fn restore(&mut self, slots: Vec<Option<OutSeries>>) {
+    /// Every slot, free ones `None`, and each slot's latest window start (for checkpoints).
+    pub(super) fn slots(&self) -> (&[Option<OutSeries>], &[i64]) {
+        (&self.slots, &self.last_window)
+    }
+
+    /// Replaces every series with `slots` and their latest window starts, read from a
+    /// checkpoint (equal lengths), sharing their strings again as
+    /// [`Groups::find_or_insert`] would have.
+    pub(super) fn restore(&mut self, slots: Vec<Option<OutSeries>>, last_window: Vec<i64>) {
         self.index.clear();
         self.free.clear();
         self.interner = Interner::default();
         self.slots = slots;
+        self.last_window = last_window;
         let suffix = self.suffixes.first().map(|s| format!(".{s}"));
         let interner = &mut self.interner;
         for (i, slot) in self.slots.iter_mut().enumerate() {
@@ -436,8 +449,8 @@ impl Groups {
     /// Forgets series whose latest window started before `cutoff`; returns how many.
     pub(super) fn expire(&mut self, cutoff: i64) -> usize {
         let mut n = 0;
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.as_ref().is_some_and(|s| s.last_window < cutoff) {
+        for (i, (slot, &last)) in self.slots.iter_mut().zip(&self.last_window).enumerate() {
+            if slot.is_some() && last < cutoff {
                 if let Some(s) = slot.take() {
                     self.index.remove(&s.key);
                     // Slots are created from a u32 index, so this fits.

@@ -26,6 +26,7 @@ mod group;
 pub(crate) mod input;
 pub mod metrics;
 mod runtime;
+mod slots;
 #[cfg(test)]
 mod tests;
 mod window;

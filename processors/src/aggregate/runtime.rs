@@ -213,14 +213,19 @@ impl Aggregate {
                 tally.max_series += 1;
                 continue;
             };
+            self.groups.touch(out, start);
+            let win = window_mut(&mut self.windows, start, position);
+            let id = input.series_id[row];
+            if class == Class::Gauge && self.settings.mode == Mode::Rollup {
+                // Gauges need nothing of the series itself: skip touching it.
+                win.gauge(out, self.settings.sketch, t, id, input.value(row));
+                continue;
+            }
             let Some(series) = self.groups.get_mut(out) else {
                 continue;
             };
-            series.last_window = series.last_window.max(start);
-            let win = window_mut(&mut self.windows, start, position);
-            let id = input.series_id[row];
             if let Mode::Downsample(f) = self.settings.mode {
-                let slot = win.downs.entry(out).or_default();
+                let slot = win.downs.get_or_insert_with(out, || None);
                 let start_time = input.start(row);
                 match class {
                     Class::Gauge | Class::DeltaSum | Class::CumulativeSum { .. } => {
@@ -260,7 +265,8 @@ impl Aggregate {
                 continue;
             }
             match class {
-                Class::Gauge => win.gauge(out, self.settings.sketch, t, id, input.value(row)),
+                // Handled above.
+                Class::Gauge => {}
                 Class::DeltaSum => {
                     series.monotonic &= input.monotonic(row);
                     win.delta_sum(out, input.value(row));
@@ -337,7 +343,7 @@ impl Aggregate {
 
     /// Emits the rows of the window starting at `start` (its cumulative points converted).
     fn finish_window(&mut self, start: i64, win: Window, out: &mut Emitter) -> Result<()> {
-        let mut downs: Vec<(u32, Option<Down>)> = win.downs.into_iter().collect();
+        let mut downs: Vec<(u32, Option<Down>)> = win.downs.into_pairs().collect();
         // Output order by series key, not hash order, so runs are reproducible.
         downs.sort_unstable_by_key(|(idx, _)| self.groups.get(*idx).map(|s| s.key));
         for (idx, down) in downs {
@@ -345,7 +351,7 @@ impl Aggregate {
                 down.emit(series, out)?;
             }
         }
-        let mut accs: Vec<(u32, Acc)> = win.accs.into_iter().collect();
+        let mut accs: Vec<(u32, Acc)> = win.accs.into_pairs().collect();
         accs.sort_unstable_by_key(|(idx, _)| self.groups.get(*idx).map(|s| s.key));
         let s = &self.settings;
         for (idx, acc) in accs {

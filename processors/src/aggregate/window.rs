@@ -8,7 +8,7 @@ use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
 use super::buckets::{HistAcc, HistPoint};
 use super::downsample::Down;
-use super::group::FastMap;
+use super::slots::Slots;
 use crate::delta::{bounds_layout, CumulativeState};
 
 /// Gauge values of one output series in one window.
@@ -122,9 +122,9 @@ pub(super) struct Window {
     /// Lowest input position of the data it holds.
     pub first_position: u64,
     /// Accumulators by output series slot.
-    pub accs: FastMap<u32, Acc>,
+    pub accs: Slots<Acc>,
     /// Downsampling accumulators by output series slot.
-    pub downs: FastMap<u32, Option<Down>>,
+    pub downs: Slots<Option<Down>>,
     cum_sums: Vec<CumSum>,
     cum_hists: Vec<CumHist>,
     /// Bucket counts of `cum_hists`, back to back.
@@ -136,8 +136,8 @@ impl Window {
     pub(super) fn new(position: u64) -> Self {
         Window {
             first_position: position,
-            accs: FastMap::default(),
-            downs: FastMap::default(),
+            accs: Slots::default(),
+            downs: Slots::default(),
             cum_sums: Vec::new(),
             cum_hists: Vec::new(),
             arena: Vec::new(),
@@ -156,8 +156,7 @@ impl Window {
     ) {
         if let Acc::Gauge(g) = self
             .accs
-            .entry(out)
-            .or_insert_with(|| Acc::Gauge(GaugeAcc::new(sketch)))
+            .get_or_insert_with(out, || Acc::Gauge(GaugeAcc::new(sketch)))
         {
             g.add(time, series, v);
         }
@@ -300,19 +299,19 @@ impl Window {
 }
 
 #[inline]
-fn add_sum(accs: &mut FastMap<u32, Acc>, out: u32, v: f64) {
-    if let Acc::Sum(s) = accs.entry(out).or_insert(Acc::Sum(0.0)) {
+fn add_sum(accs: &mut Slots<Acc>, out: u32, v: f64) {
+    if let Acc::Sum(s) = accs.get_or_insert_with(out, || Acc::Sum(0.0)) {
         *s += v;
     }
 }
 
 #[inline]
-fn add_hist(accs: &mut FastMap<u32, Acc>, out: u32, p: HistPoint<'_>) {
-    match accs.get_mut(&out) {
+fn add_hist(accs: &mut Slots<Acc>, out: u32, p: HistPoint<'_>) {
+    match accs.get_mut(out) {
         Some(Acc::Histogram(h)) => h.add(p),
         Some(_) => {}
         None => {
-            accs.insert(out, Acc::Histogram(HistAcc::new(p)));
+            accs.get_or_insert_with(out, || Acc::Histogram(HistAcc::new(p)));
         }
     }
 }
