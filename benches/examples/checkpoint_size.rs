@@ -30,7 +30,12 @@ fn main() {
     let mut bytes = 0;
     for _ in 0..3 {
         let started = Instant::now();
-        bytes = rollup.checkpoint().expect("keeps checkpoints").expect("encodes").len();
+        let mut out = Vec::new();
+        rollup
+            .checkpoint(&mut out)
+            .expect("keeps checkpoints")
+            .expect("encodes");
+        bytes = out.len();
         times.push(started.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);

@@ -13,10 +13,12 @@
 //! configuration defined them instead of being lost.
 //!
 //! File layout: `magic (8) | position u64 LE | config_len u32 LE | config (JSON of the
-//! processor's config) | state_len u64 LE | state | crc32 u32 LE` (over everything before it).
+//! processor's config) | state | state_len u64 LE | crc32 u32 LE` (over everything before
+//! it). The state is streamed into the file as it is encoded, so saving a large state needs
+//! no second copy of it in memory.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -126,17 +128,55 @@ impl Checkpoints {
     ///
     /// # Errors
     /// [`Error::Checkpoint`] when writing, syncing or renaming fails.
+    #[cfg(test)]
     pub(crate) fn save(&self, id: &str, saved: &Saved) -> Result<u64> {
+        self.save_with(id, saved.position, &saved.config, |w| {
+            w.write_all(&saved.state)
+                .map_err(|e| Error::Checkpoint(e.to_string()))
+        })
+    }
+
+    /// Writes processor `id`'s checkpoint at `position`, its state written by `state`, durably;
+    /// the previous one is replaced only once the new one is complete on disk. Blocking.
+    /// Returns the file's size.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when `state` fails, or writing, syncing or renaming fails.
+    pub(crate) fn save_with(
+        &self,
+        id: &str,
+        position: u64,
+        config: &str,
+        state: impl FnOnce(&mut dyn Write) -> Result<()>,
+    ) -> Result<u64> {
         fs::create_dir_all(&self.dir).map_err(|e| io_error(&self.dir, &e))?;
         let path = self.path(id);
         let tmp = path.with_extension("ckpt.tmp");
-        let bytes = encode(saved);
-        let mut file = File::create(&tmp).map_err(|e| io_error(&tmp, &e))?;
-        file.write_all(&bytes).map_err(|e| io_error(&tmp, &e))?;
-        file.sync_data().map_err(|e| io_error(&tmp, &e))?;
+        let file = File::create(&tmp).map_err(|e| io_error(&tmp, &e))?;
+        let mut out = CrcWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+        };
+        let io = |e: std::io::Error| io_error(&tmp, &e);
+        out.write_all(MAGIC).map_err(io)?;
+        out.write_all(&position.to_le_bytes()).map_err(io)?;
+        // Configs are a few hundred bytes; a longer one is cut rather than wrapped.
+        let config = &config.as_bytes()[..config.len().min(u32::MAX as usize)];
+        out.write_all(&(config.len() as u32).to_le_bytes())
+            .map_err(io)?;
+        out.write_all(config).map_err(io)?;
+        let header = out.len;
+        state(&mut out)?;
+        let state_len = out.len - header;
+        out.write_all(&state_len.to_le_bytes()).map_err(io)?;
+        let crc = out.crc.clone().finalize();
+        let mut file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
+        file.write_all(&crc.to_le_bytes()).map_err(io)?;
+        file.sync_data().map_err(io)?;
         fs::rename(&tmp, &path).map_err(|e| io_error(&path, &e))?;
         sync_dir(&self.dir)?;
-        Ok(bytes.len() as u64)
+        Ok(out.len + 4)
     }
 
     /// Removes processor `id`'s checkpoint (its state is empty or emitted). Blocking.
@@ -194,12 +234,24 @@ impl CheckpointMetrics {
     }
 }
 
-/// What a save does.
-pub(crate) enum Snapshot {
-    /// Remove the file: nothing is held.
-    Clear,
-    /// Write this state (encoding started at the instant).
-    Save(Saved, Instant),
+/// A writer that keeps a CRC-32 and a count of what went through it.
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// One stage's checkpoint: where it goes and what the durable one covers.
@@ -247,55 +299,36 @@ impl StageCheckpoint {
         self.covered.map_or(held, |c| held.max(c.saturating_add(1)))
     }
 
-    /// What a save at input position `last` should do: `None` when the checkpoint already
-    /// covers `last`. Call only when every output the stage sent is stored downstream, since
-    /// deliveries a restore skips must have nothing left to send.
-    pub(crate) fn snapshot(&mut self, processor: &dyn Processor, last: u64) -> Option<Snapshot> {
-        if processor.held_since().is_none() {
-            return Some(Snapshot::Clear);
-        }
+    /// Saves `processor`'s state as covering the input up to `last` (when it holds nothing,
+    /// call [`StageCheckpoint::clear`] instead). Call only when every output the stage sent is
+    /// stored downstream, since deliveries a restore skips must have nothing left to send.
+    ///
+    /// The state is encoded straight into the file on this thread (the stage waits: its state
+    /// must not change meanwhile); on a multi-threaded runtime the worker's other tasks move
+    /// elsewhere for that time.
+    pub(crate) fn save(&mut self, processor: &dyn Processor, last: u64) {
         if self.covered == Some(last) && !self.changed {
-            return None;
+            return;
         }
         let started = Instant::now();
         if self.not_before.is_some_and(|t| started < t) {
-            return None;
+            return;
         }
-        // Encoding a large state takes a while: let the runtime move this worker's other tasks
-        // (receivers, the API) elsewhere meanwhile.
-        let encoded = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(|| processor.checkpoint())
-            }
-            _ => processor.checkpoint(),
+        let write = || {
+            self.store.save_with(&self.id, last, &self.config, |w| {
+                processor.checkpoint(w).unwrap_or_else(|| {
+                    Err(Error::Checkpoint(
+                        "the processor keeps no checkpoints".into(),
+                    ))
+                })
+            })
         };
-        match encoded? {
-            Ok(state) => Some(Snapshot::Save(
-                Saved {
-                    position: last,
-                    config: self.config.clone(),
-                    state,
-                },
-                started,
-            )),
-            Err(error) => {
-                self.metrics.failed.increment(1);
-                tracing::warn!(%error, "Cannot encode the processor's state; no checkpoint.");
-                None
-            }
-        }
-    }
-
-    /// Carries out [`StageCheckpoint::snapshot`]'s answer.
-    pub(crate) async fn write(&mut self, snapshot: Snapshot) {
-        let (saved, started) = match snapshot {
-            Snapshot::Clear => return self.clear().await,
-            Snapshot::Save(saved, started) => (saved, started),
+        let written = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+            _ => write(),
         };
-        let last = saved.position;
-        let (store, id) = (self.store.clone(), self.id.clone());
-        match tokio::task::spawn_blocking(move || store.save(&id, &saved)).await {
-            Ok(Ok(bytes)) => {
+        match written {
+            Ok(bytes) => {
                 self.covered = Some(last);
                 self.file = true;
                 self.changed = false;
@@ -308,13 +341,9 @@ impl StageCheckpoint {
                 self.not_before = Some(Instant::now() + took * SAVE_SPACING);
                 tracing::debug!(position = last, bytes, "Checkpoint written.");
             }
-            Ok(Err(error)) => {
-                self.metrics.failed.increment(1);
-                tracing::warn!(%error, "Checkpoint not written; the WAL keeps the held input.");
-            }
             Err(error) => {
                 self.metrics.failed.increment(1);
-                tracing::warn!(%error, "Checkpoint task failed.");
+                tracing::warn!(%error, "Checkpoint not written; the WAL keeps the held input.");
             }
         }
     }
@@ -352,7 +381,7 @@ pub(crate) fn restore(
     params: &ProcessorParams,
     processor: &mut dyn Processor,
 ) -> Result<Option<StageCheckpoint>> {
-    if processor.checkpoint().is_none() {
+    if processor.checkpoint(&mut std::io::sink()).is_none() {
         return Ok(None);
     }
     let mut ck = StageCheckpoint {
@@ -432,32 +461,17 @@ fn carry_over(id: &str, saved: &Saved) -> Result<Option<RecordBatch>> {
     previous.flush()
 }
 
-fn encode(saved: &Saved) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + saved.config.len() + saved.state.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&saved.position.to_le_bytes());
-    // Configs are a few hundred bytes; a longer one is cut rather than wrapped.
-    let config = &saved.config.as_bytes()[..saved.config.len().min(u32::MAX as usize)];
-    out.extend_from_slice(&(config.len() as u32).to_le_bytes());
-    out.extend_from_slice(config);
-    out.extend_from_slice(&(saved.state.len() as u64).to_le_bytes());
-    out.extend_from_slice(&saved.state);
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
-}
-
 fn decode(bytes: &[u8]) -> Option<Saved> {
     let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
     if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
         return None;
     }
+    let (body, state_len) = body.split_at_checked(body.len().checked_sub(8)?)?;
     let rest = body.strip_prefix(MAGIC)?;
     let (position, rest) = rest.split_at_checked(8)?;
     let (config_len, rest) = rest.split_at_checked(4)?;
     let config_len = u32::from_le_bytes(config_len.try_into().ok()?) as usize;
-    let (config, rest) = rest.split_at_checked(config_len)?;
-    let (state_len, state) = rest.split_at_checked(8)?;
+    let (config, state) = rest.split_at_checked(config_len)?;
     if u64::from_le_bytes(state_len.try_into().ok()?) != state.len() as u64 {
         return None;
     }

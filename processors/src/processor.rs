@@ -61,9 +61,9 @@ pub trait Processor: Send {
         Ok(None)
     }
 
-    /// Its held state as bytes, for [`Processor::restore`] after a restart; `None` when it
-    /// keeps no state worth saving (then its held input stays in the WAL).
-    fn checkpoint(&self) -> Option<Result<Vec<u8>>> {
+    /// Writes its held state into `out`, for [`Processor::restore`] after a restart; `None`
+    /// when it keeps no state worth saving (then its held input stays in the WAL).
+    fn checkpoint(&self, _out: &mut dyn std::io::Write) -> Option<Result<()>> {
         None
     }
 

@@ -217,16 +217,21 @@ impl Stage {
     /// Saves the processor's state as covering the input up to `last`, when `quiet` (every
     /// output sent is stored downstream).
     async fn save_checkpoint(&mut self, last: Option<AckToken>, quiet: bool) {
-        let (Some(ck), Some(p), Some(last), true) = (
-            self.checkpoint.as_mut(),
-            self.processor.as_deref(),
-            last,
-            quiet,
-        ) else {
+        let (Some(last), true) = (last, quiet) else {
             return;
         };
-        if let Some(snapshot) = ck.snapshot(p, last.0) {
-            ck.write(snapshot).await;
+        let holds = self
+            .processor
+            .as_deref()
+            .is_some_and(|p| p.held_since().is_some());
+        let Some(ck) = self.checkpoint.as_mut() else {
+            return;
+        };
+        if !holds {
+            return ck.clear().await;
+        }
+        if let Some(p) = self.processor.as_deref() {
+            ck.save(p, last.0);
         }
     }
 

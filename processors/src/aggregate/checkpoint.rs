@@ -42,8 +42,8 @@ struct State {
 }
 
 impl Aggregate {
-    /// The state as bytes.
-    pub(super) fn save_state(&self) -> Result<Vec<u8>> {
+    /// Writes the state into `out`.
+    pub(super) fn save_state(&self, out: &mut dyn std::io::Write) -> Result<()> {
         let (series, last_window) = self.groups.slots();
         let state = StateRef {
             version: VERSION,
@@ -54,7 +54,9 @@ impl Aggregate {
             max_time: self.max_time,
             floor: self.floor,
         };
-        postcard::to_stdvec(&state).map_err(|e| Error::Checkpoint(format!("encoding: {e}")))
+        postcard::to_io(&state, out)
+            .map(|_| ())
+            .map_err(|e| Error::Checkpoint(format!("encoding: {e}")))
     }
 
     /// Replaces the state with `bytes` from [`Aggregate::save_state`].

@@ -540,8 +540,8 @@ impl Processor for Aggregate {
         self.dropped.take()
     }
 
-    fn checkpoint(&self) -> Option<Result<Vec<u8>>> {
-        Some(self.save_state())
+    fn checkpoint(&self, out: &mut dyn std::io::Write) -> Option<Result<()>> {
+        Some(self.save_state(out))
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {

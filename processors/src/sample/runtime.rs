@@ -208,8 +208,8 @@ impl Processor for Sample {
         self.downsample.as_ref().and_then(Processor::held_since)
     }
 
-    fn checkpoint(&self) -> Option<Result<Vec<u8>>> {
-        self.downsample.as_ref().and_then(Processor::checkpoint)
+    fn checkpoint(&self, out: &mut dyn std::io::Write) -> Option<Result<()>> {
+        self.downsample.as_ref().and_then(|d| d.checkpoint(out))
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {

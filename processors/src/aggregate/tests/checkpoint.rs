@@ -69,7 +69,10 @@ fn run(make: &dyn Fn() -> Box<dyn Processor>, batches: &[Vec<P>], cut: Option<us
     let mut out = Vec::new();
     for (i, b) in batches.iter().enumerate() {
         if cut == Some(i) {
-            let state = p.checkpoint().expect("keeps checkpoints").expect("encodes");
+            let mut state = Vec::new();
+            p.checkpoint(&mut state)
+                .expect("keeps checkpoints")
+                .expect("encodes");
             p = make();
             p.restore(&state).expect("restores");
         }
@@ -157,7 +160,10 @@ fn damaged_state_is_refused() {
     for (i, b) in batches.iter().take(5).enumerate() {
         a.process_at(batch(b), i as u64 + 1).expect("processes");
     }
-    let state = a.checkpoint().expect("keeps checkpoints").expect("encodes");
+    let mut state = Vec::new();
+    a.checkpoint(&mut state)
+        .expect("keeps checkpoints")
+        .expect("encodes");
     let mut b = super::fixture::aggregator(&c);
     assert!(b.restore(&state[..state.len() / 2]).is_err(), "cut bytes");
     assert!(b.restore(&[7, 0, 0]).is_err(), "another version");
