@@ -264,7 +264,7 @@ impl Default for StorageConfig {
             data_dir: "./data".into(),
             flush_interval_secs: 10,
             flush_max_rows: 2_000_000,
-            flush_max_bytes: 128 * 1024 * 1024,
+            flush_max_bytes: 64 * 1024 * 1024,
             row_group_rows: 1024 * 1024,
             zstd_level: 1,
             retention_days: 0,
