@@ -75,6 +75,9 @@ echo "    rustc:            $(rustc --version)"
 echo "    CARGO_TARGET_DIR: $CARGO_TARGET_DIR"
 echo "    python venv:      $VENV"
 
+# A reused target directory only grows; prune stale copies when the disk runs low.
+"$ROOT/scripts/prune-target.sh" "$CARGO_TARGET_DIR" || echo "    warning: pruning the target dir failed"
+
 section "[1/4] System packages and Python venv"
 stage "setup (apt packages, python venv)" "$ROOT/scripts/setup-test-env.sh" || finish
 
