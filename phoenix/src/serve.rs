@@ -298,10 +298,7 @@ fn open_wal(config: &Config) -> Result<Option<Opened>, Failure> {
 fn checkpoints(config: &Config, opened: &Opened) -> Option<Checkpoints> {
     let every = config.storage.checkpoint_interval_secs;
     (every > 0).then(|| {
-        let resume = Resume {
-            first_replayed: opened.replay.first().map(|(seq, _)| *seq),
-            last_synced: opened.wal.last_synced(),
-        };
+        let resume = Resume::after(opened);
         let dir = std::path::Path::new(&config.storage.data_dir).join("checkpoints");
         Checkpoints::new(dir, Duration::from_secs(every), resume)
     })

@@ -43,6 +43,14 @@ pub struct Resume {
 }
 
 impl Resume {
+    /// Where the WAL just opened stands: its first replayed record and its last durable one.
+    pub fn after(opened: &phoenix_wal::Opened) -> Resume {
+        Resume {
+            first_replayed: opened.replay.first().map(|(seq, _)| *seq),
+            last_synced: opened.wal.last_synced(),
+        }
+    }
+
     /// Whether a checkpoint at `position` joins the WAL: every record after it is still
     /// there to replay. A checkpoint past the WAL's end (the WAL was removed) does not.
     pub fn joins(&self, position: u64) -> bool {
@@ -80,16 +88,6 @@ impl Checkpoints {
             interval,
             resume,
         }
-    }
-
-    /// How often a stage writes its processor's state.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    /// Where the WAL stood at startup.
-    pub fn resume(&self) -> Resume {
-        self.resume
     }
 
     fn path(&self, id: &str) -> PathBuf {

@@ -5,16 +5,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use super::tests::{open, wal_records};
+use super::*;
+use crate::checkpoint::{Checkpoints, Resume};
+use crate::testing::{batch, Row};
 use arrow::array::{AsArray, Float64Array};
 use arrow::record_batch::RecordBatch;
 use phoenix_model::config::Config;
 use phoenix_model::schema::col;
 use phoenix_model::AckToken;
-use phoenix_wal::{Opened, Wal, WalOptions};
-
-use super::*;
-use crate::checkpoint::{Checkpoints, Resume};
-use crate::testing::{batch, Row};
 
 const ROLLUP: &str = r#"
 pipeline:
@@ -25,24 +24,20 @@ pipeline:
     rollup_1m: { inputs: [rollup] }
 "#;
 
-fn open(dir: &Path) -> Opened {
-    Wal::open(WalOptions {
-        dir: dir.to_path_buf(),
-        // One record per segment: the file count is the number of records held.
-        segment_bytes: 1,
-        max_bytes: 1 << 30,
-        codec: phoenix_wal::Codec::default(),
-    })
-    .expect("open wal")
-}
-
-fn wal_records(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .expect("wal dir")
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
-        .filter(|e| e.metadata().is_ok_and(|m| m.len() > 0))
-        .count()
+/// Opens the WAL under `dir/wal` and builds `config`'s graph on it with checkpoints under
+/// `dir/checkpoints` every 20 ms, as `phoenix serve` does; also returns the checkpoints and the
+/// records to replay.
+fn start(dir: &Path, config: &Config) -> (Graph, Checkpoints, Vec<(u64, RecordBatch)>) {
+    let opened = open(&dir.join("wal"));
+    let store = Checkpoints::new(
+        dir.join("checkpoints"),
+        Duration::from_millis(20),
+        Resume::after(&opened),
+    );
+    let graph =
+        Graph::build_checkpointed(config, Some(opened.wal), None, None, Some(store.clone()))
+            .expect("builds");
+    (graph, store, opened.replay)
 }
 
 /// Polls `cond` for up to 5 s.
@@ -149,20 +144,12 @@ async fn crash(graph: Graph, sinks: Vec<Box<dyn EdgeReceiver>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_after_checkpoint_loses_and_doubles_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (wal_dir, ck_dir) = (dir.path().join("wal"), dir.path().join("checkpoints"));
+    let wal_dir = dir.path().join("wal");
     let config = Config::from_yaml("t", ROLLUP, &[]).expect("config");
     let w = window_start();
-    let store = |resume| Checkpoints::new(&ck_dir, Duration::from_millis(20), resume);
 
     // First run: batches 1–3 stored raw and committed; the window stays open.
-    let opened = open(&wal_dir);
-    let resume = Resume {
-        first_replayed: None,
-        last_synced: opened.wal.last_synced(),
-    };
-    let mut graph =
-        Graph::build_checkpointed(&config, Some(opened.wal), None, None, Some(store(resume)))
-            .expect("builds");
+    let (mut graph, probe, _) = start(dir.path(), &config);
     let (mut raw, mut roll) = (
         sink_rx(&mut graph, "metrics"),
         sink_rx(&mut graph, "rollup_1m"),
@@ -189,7 +176,6 @@ async fn crash_after_checkpoint_loses_and_doubles_nothing() {
         wal_records(&wal_dir) == 0
     })
     .await;
-    let probe = store(resume);
     assert_eq!(
         probe.load("rollup").expect("load").map(|s| s.position),
         Some(3)
@@ -221,26 +207,14 @@ async fn crash_after_checkpoint_loses_and_doubles_nothing() {
     crash(graph, vec![raw, roll]).await;
 
     // Restart: replay 4–5 (the raw table needs them), which the restored state already holds.
-    let opened = open(&wal_dir);
-    let replay: Vec<u64> = opened.replay.iter().map(|(s, _)| *s).collect();
-    assert_eq!(replay, [4, 5]);
-    let resume = Resume {
-        first_replayed: replay.first().copied(),
-        last_synced: opened.wal.last_synced(),
-    };
-    let mut graph = Graph::build_checkpointed(
-        &config,
-        Some(opened.wal.clone()),
-        None,
-        None,
-        Some(store(resume)),
-    )
-    .expect("builds");
+    let (mut graph, _, replay) = start(dir.path(), &config);
+    let positions: Vec<u64> = replay.iter().map(|(s, _)| *s).collect();
+    assert_eq!(positions, [4, 5]);
     let (mut raw, mut roll) = (
         sink_rx(&mut graph, "metrics"),
         sink_rx(&mut graph, "rollup_1m"),
     );
-    graph.replay(opened.replay).await.expect("replay");
+    graph.replay(replay).await.expect("replay");
     graph
         .ingress
         .send(batch(&points(w, 6)))
@@ -291,15 +265,7 @@ async fn checkpointed_run(
     w: i64,
     ns: std::ops::RangeInclusive<i64>,
 ) -> Graph {
-    let opened = open(&dir.join("wal"));
-    let resume = Resume {
-        first_replayed: None,
-        last_synced: opened.wal.last_synced(),
-    };
-    let store = Checkpoints::new(dir.join("checkpoints"), Duration::from_millis(20), resume);
-    let mut graph =
-        Graph::build_checkpointed(config, Some(opened.wal), None, None, Some(store.clone()))
-            .expect("builds");
+    let (mut graph, store, _) = start(dir, config);
     let (mut raw, mut roll) = (
         sink_rx(&mut graph, "metrics"),
         sink_rx(&mut graph, "rollup_1m"),
@@ -348,24 +314,13 @@ async fn changed_parameters_emit_the_old_windows() {
 
     let changed = Config::from_yaml("t", &ROLLUP.replace("window: 60s", "window: 120s"), &[])
         .expect("config");
-    let opened = open(&dir.path().join("wal"));
+    let (mut graph, _, replay) = start(dir.path(), &changed);
     assert!(
-        opened.replay.is_empty(),
+        replay.is_empty(),
         "the checkpoint let the WAL go of everything"
     );
-    let resume = Resume {
-        first_replayed: None,
-        last_synced: opened.wal.last_synced(),
-    };
-    let store = Checkpoints::new(
-        dir.path().join("checkpoints"),
-        Duration::from_millis(20),
-        resume,
-    );
-    let mut graph = Graph::build_checkpointed(&changed, Some(opened.wal), None, None, Some(store))
-        .expect("builds");
     let mut roll = sink_rx(&mut graph, "rollup_1m");
-    // The carried rows go out with the first delivery.
+    // The carried rows go out first, with the checkpoint's position.
     graph.ingress.send(batch(&[])).await.expect("room");
     let d = roll.recv().await.expect("delivery");
     assert_eq!(
@@ -392,16 +347,12 @@ async fn unrestorable_checkpoint_is_set_aside() {
     crash(graph, Vec::new()).await;
     let ck_dir = dir.path().join("checkpoints");
     let file = ck_dir.join("rollup.ckpt");
-    let resume = Resume {
-        first_replayed: None,
-        last_synced: 2,
-    };
-    let store = Checkpoints::new(&ck_dir, Duration::from_millis(20), resume);
+    let opened = open(&dir.path().join("wal"));
+    let store = Checkpoints::new(&ck_dir, Duration::from_millis(20), Resume::after(&opened));
     let mut saved = store.load("rollup").expect("load").expect("written");
     saved.state.truncate(saved.state.len() / 2);
     store.save("rollup", &saved).expect("save");
 
-    let opened = open(&dir.path().join("wal"));
     let graph = Graph::build_checkpointed(&config, Some(opened.wal), None, None, Some(store))
         .expect("builds despite the checkpoint");
     assert!(!file.exists(), "moved away");
@@ -422,20 +373,8 @@ async fn restored_state_without_input_is_emitted_at_shutdown() {
     let graph = checkpointed_run(dir.path(), &config, w, 1..=3).await;
     crash(graph, Vec::new()).await;
 
-    let opened = open(&dir.path().join("wal"));
-    assert!(opened.replay.is_empty());
-    let resume = Resume {
-        first_replayed: None,
-        last_synced: opened.wal.last_synced(),
-    };
-    let store = Checkpoints::new(
-        dir.path().join("checkpoints"),
-        Duration::from_millis(20),
-        resume,
-    );
-    let mut graph =
-        Graph::build_checkpointed(&config, Some(opened.wal), None, None, Some(store.clone()))
-            .expect("builds");
+    let (mut graph, store, replay) = start(dir.path(), &config);
+    assert!(replay.is_empty());
     let mut roll = sink_rx(&mut graph, "rollup_1m");
     let stages = std::mem::take(&mut graph.stages);
     drop(graph);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use phoenix_model::config::Config;
 use phoenix_model::{metrics_schema, AckToken, Delivery};
-use phoenix_wal::{Wal, WalOptions};
+use phoenix_wal::{Opened, Wal, WalOptions};
 
 use super::*;
 use crate::testing::{batch, rows, Row};
@@ -15,20 +15,23 @@ fn config(pipeline_yaml: &str) -> Config {
     Config::from_yaml("t", &format!("pipeline:\n{pipeline_yaml}"), &[]).expect("valid config")
 }
 
-fn open_wal(dir: &Path) -> Wal {
+/// The WAL in `dir`, one record per segment file: the file count is the number of records held.
+pub(super) fn open(dir: &Path) -> Opened {
     Wal::open(WalOptions {
         dir: dir.to_path_buf(),
-        // One record per segment file: the file count is the number of records held.
         segment_bytes: 1,
         max_bytes: 1 << 30,
         codec: phoenix_wal::Codec::default(),
     })
     .expect("open wal")
-    .wal
+}
+
+fn open_wal(dir: &Path) -> Wal {
+    open(dir).wal
 }
 
 /// WAL records still on disk.
-fn wal_records(dir: &Path) -> usize {
+pub(super) fn wal_records(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .expect("wal dir")
         .filter_map(Result::ok)

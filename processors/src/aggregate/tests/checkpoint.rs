@@ -3,11 +3,7 @@
 //! buffered cumulative points and their per-stream state, histograms, running totals,
 //! downsampling picks).
 
-use std::time::Duration;
-
-use phoenix_model::pipeline::{
-    DownsampleConfig, DownsampleFunction, Interval, LatePolicy, OutputTemporality, SampleConfig,
-};
+use phoenix_model::pipeline::{DownsampleFunction, OutputTemporality};
 
 use super::fixture::{batch, config, read, Out, Rng, MIN, P, SEC, T0};
 use crate::processor::Processor;
@@ -130,20 +126,7 @@ fn downsampler_resumes_exactly() {
         .into_iter()
         .enumerate()
     {
-        let c = SampleConfig {
-            ratio: None,
-            seed: 0,
-            metric: Vec::new(),
-            downsample: Some(DownsampleConfig {
-                interval: Interval(Duration::from_secs(60)),
-                function,
-                allowed_lateness: Interval(Duration::from_secs(10)),
-                late_policy: LatePolicy::Drop,
-                max_series: 100_000,
-                idle_timeout: Interval(Duration::from_secs(600)),
-                idle_grace: Interval(Duration::from_secs(5)),
-            }),
-        };
+        let c = super::downsample::config(function);
         assert_resumes(
             &|| Box::new(crate::sample::build("ds", &c).expect("builds")),
             3 + i as u64,

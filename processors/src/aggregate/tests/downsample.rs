@@ -22,7 +22,7 @@ const FUNCTIONS: [DownsampleFunction; 5] = [
 ];
 
 /// A 1-minute downsampler with 10 s lateness.
-fn config(function: DownsampleFunction) -> SampleConfig {
+pub(super) fn config(function: DownsampleFunction) -> SampleConfig {
     SampleConfig {
         ratio: None,
         seed: 0,
