@@ -6,7 +6,8 @@
 #
 # Usage: benches/quick.sh RATE DURATION SERIES [key=value ...]   (extra `--set` for serve)
 # Environment: CONFIG (config file), MIX (loadgen --mix, default gauge=100), BIN (phoenix binary),
-#   PERF=1 (perf record the server for PDUR seconds after a 6 s warm-up, to $work/perf.data),
+#   PERF=1 (perf record the server for PDUR seconds after a 6 s warm-up, to $work/perf.data;
+#   PERF_HZ sets the frequency, PERF_CG the call-graph flag, e.g. "--call-graph dwarf"),
 #   KEEP=1 (keep the work folder, printed as work=).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +26,7 @@ c0=$(awk '{print $14+$15}' "/proc/$S/stat")
 L=$!
 if [[ -n "${PERF:-}" ]]; then
     sleep 6
-    perf record -F 199 -g -p "$S" -o "$W/perf.data" -- sleep "${PDUR:-15}" >/dev/null 2>&1 || true
+    perf record -F ${PERF_HZ:-199} ${PERF_CG:--g} -p "$S" -o "$W/perf.data" -- sleep "${PDUR:-15}" >/dev/null 2>&1 || true
 fi
 wait "$L"
 c1=$(awk '{print $14+$15}' "/proc/$S/stat")

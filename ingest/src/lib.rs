@@ -16,6 +16,7 @@ mod grpc_front;
 mod http;
 pub mod metrics;
 mod receiver;
+pub mod replay;
 
 pub use budget::{BudgetError, Charge, MemoryBudget};
 pub use decode::{

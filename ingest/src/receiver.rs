@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use phoenix_model::config::IngestConfig;
-use phoenix_model::{EdgeError, EdgeSender};
+use phoenix_model::{EdgeError, EdgeSender, Replayable};
 
 use crate::budget::{BudgetError, Charge, MemoryBudget};
 use crate::decode::{
@@ -19,6 +19,7 @@ use crate::decode::{
 };
 use crate::error::{Error, Result};
 use crate::metrics::{self, Protocol};
+use crate::replay::protobuf_source;
 
 /// Memory charged per declared body byte on admission. Measured, an OTLP protobuf body takes
 /// 7-9× its size once parsed and decoded to Arrow, up to 20× for points without attributes;
@@ -155,31 +156,41 @@ impl Receiver {
     ) -> Result<ExportOutcome> {
         let reserve = |bytes| charge.resize(bytes).map_err(|e| self.budget_error(e));
         let decoded = decode_reserving(req, &self.limits, now_unix_nanos(), reserve)?;
-        self.send(protocol, decoded).await
+        self.send(protocol, decoded, None).await
     }
 
     /// [`Receiver::export`] of a serialized request (an OTLP protobuf body), decoded in place;
-    /// the body stands for the parsed message in the charge.
+    /// the body stands for the parsed message in the charge. The edge gets the body with the
+    /// batch (see [`crate::replay`]), so a WAL may log it instead of the batch.
     ///
     /// # Errors
     /// As [`Receiver::export`], and [`Error::InvalidProtobuf`] when `body` does not decode.
     pub async fn export_protobuf(
         &self,
         protocol: Protocol,
-        body: &[u8],
+        body: &bytes::Bytes,
         charge: &Charge,
     ) -> Result<ExportOutcome> {
         let reserve = |bytes| charge.resize(bytes).map_err(|e| self.budget_error(e));
-        let decoded = decode_protobuf_reserving(body, &self.limits, now_unix_nanos(), reserve)?;
-        self.send(protocol, decoded).await
+        let now = now_unix_nanos();
+        let decoded = decode_protobuf_reserving(body, &self.limits, now, reserve)?;
+        let source = protobuf_source(body.clone(), &self.limits, now);
+        self.send(protocol, decoded, Some(source)).await
     }
 
-    /// Hands the accepted points of `decoded` to the edge and builds the outcome.
-    async fn send(&self, protocol: Protocol, mut decoded: Decoded) -> Result<ExportOutcome> {
+    /// Hands the accepted points of `decoded` (with their `source`, when there is one) to the
+    /// edge and builds the outcome.
+    async fn send(
+        &self,
+        protocol: Protocol,
+        mut decoded: Decoded,
+        source: Option<Replayable>,
+    ) -> Result<ExportOutcome> {
         let batch = decoded.batch.take();
-        let sent = match batch {
-            Some(batch) => self.edge.send(batch).await,
-            None => Ok(()),
+        let sent = match (batch, source) {
+            (Some(batch), Some(source)) => self.edge.send_replayable(batch, source).await,
+            (Some(batch), None) => self.edge.send(batch).await,
+            (None, _) => Ok(()),
         };
         metrics::datapoints(protocol, &decoded, sent.is_err());
         tracing::debug!(

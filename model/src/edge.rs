@@ -48,6 +48,17 @@ pub struct Delivery {
     pub ack: AckToken,
 }
 
+/// The bytes a batch was decoded from, with what its decoder needs to decode them again the
+/// same way (`header`, written by the decoder's crate): a write-ahead log may store these in
+/// place of the batch, which costs a copy where encoding the batch costs a compression pass.
+#[derive(Debug, Clone)]
+pub struct Replayable {
+    /// The decoder's own prefix: format, decode limits, the time "now" was.
+    pub header: Vec<u8>,
+    /// The request body as received (decompressed).
+    pub body: bytes::Bytes,
+}
+
 /// The writing end of an edge. Cheap to clone behind an `Arc`.
 #[async_trait]
 pub trait EdgeSender: Send + Sync + 'static {
@@ -57,6 +68,20 @@ pub trait EdgeSender: Send + Sync + 'static {
     /// [`EdgeError::Full`] when the edge stays at capacity past its admission timeout,
     /// [`EdgeError::Closed`] after shutdown, [`EdgeError::Transport`] on transport failure.
     async fn send(&self, batch: RecordBatch) -> Result<(), EdgeError>;
+
+    /// As [`EdgeSender::send`], for a batch that `source` decodes to again; an edge that logs
+    /// its input may log `source` instead. Others ignore it.
+    ///
+    /// # Errors
+    /// As [`EdgeSender::send`].
+    async fn send_replayable(
+        &self,
+        batch: RecordBatch,
+        source: Replayable,
+    ) -> Result<(), EdgeError> {
+        let _ = source;
+        self.send(batch).await
+    }
 
     /// Number of batches queued and not yet received (0 when unknown).
     fn queued(&self) -> usize {

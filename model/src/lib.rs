@@ -14,6 +14,6 @@ pub mod series_id;
 pub mod usage;
 
 pub use config::{Config, ConfigError, ConfigIssue, StorageUrl};
-pub use edge::{AckToken, Delivery, EdgeError, EdgeReceiver, EdgeSender};
+pub use edge::{AckToken, Delivery, EdgeError, EdgeReceiver, EdgeSender, Replayable};
 pub use health::{HealthRegistry, Status};
 pub use schema::metrics_schema;

@@ -12,7 +12,7 @@ use phoenix_model::config::{BusKind, WalCompression};
 use phoenix_model::{Config, EdgeSender, HealthRegistry, Status};
 use phoenix_processors::{Checkpoints, Graph, Resume, UsageRecorder};
 use phoenix_storage::Storage;
-use phoenix_wal::{Codec, Opened, Wal, WalOptions};
+use phoenix_wal::{Codec, Opened, SourceDecoder, Wal, WalOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -275,6 +275,10 @@ fn open_wal(config: &Config) -> Result<Option<Opened>, Failure> {
             WalCompression::Zstd => Codec::Zstd,
             WalCompression::Lz4 | WalCompression::Auto => Codec::Lz4,
         },
+        // OTLP/HTTP protobuf requests are logged as received (see `phoenix_ingest::replay`).
+        sources: Some(SourceDecoder(Arc::new(
+            phoenix_ingest::replay::decode_source,
+        ))),
     })
     .with_context(|| format!("opening the WAL in {}", dir.display()))?;
     for problem in &opened.report.problems {

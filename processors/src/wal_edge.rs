@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use phoenix_model::{AckToken, Delivery, EdgeError, EdgeReceiver, EdgeSender};
+use phoenix_model::{AckToken, Delivery, EdgeError, EdgeReceiver, EdgeSender, Replayable};
 use phoenix_wal::Wal;
 
 use crate::memory_edge::{memory_edge, MemoryReceiver, MemorySender};
@@ -55,6 +55,17 @@ impl WalSender {
         }
         Ok(())
     }
+
+    /// The edge's answer to a failed WAL append.
+    fn refusal(&self, e: phoenix_wal::Error) -> EdgeError {
+        match e {
+            phoenix_wal::Error::Full { .. } => EdgeError::Full {
+                retry_after: self.retry_after,
+            },
+            phoenix_wal::Error::Closed => EdgeError::Closed,
+            other => EdgeError::Transport(other.to_string()),
+        }
+    }
 }
 
 #[async_trait]
@@ -66,13 +77,24 @@ impl EdgeSender for WalSender {
             .append_then(&batch, move |seq| permit.send(forward, Some(seq)))
             .await
             .map(|_| ())
-            .map_err(|e| match e {
-                phoenix_wal::Error::Full { .. } => EdgeError::Full {
-                    retry_after: self.retry_after,
-                },
-                phoenix_wal::Error::Closed => EdgeError::Closed,
-                other => EdgeError::Transport(other.to_string()),
+            .map_err(|e| self.refusal(e))
+    }
+
+    /// Logs the source in place of the batch (see [`Wal::append_source_then`]).
+    async fn send_replayable(
+        &self,
+        batch: RecordBatch,
+        source: Replayable,
+    ) -> Result<(), EdgeError> {
+        let permit = self.inner.reserve().await?;
+        let forward = batch.clone();
+        self.wal
+            .append_source_then(&batch, source.header, source.body, move |seq| {
+                permit.send(forward, Some(seq))
             })
+            .await
+            .map(|_| ())
+            .map_err(|e| self.refusal(e))
     }
 
     fn queued(&self) -> usize {
@@ -120,14 +142,18 @@ mod tests {
             .map_or(-1, |a| a.value(0))
     }
 
-    fn open(dir: &std::path::Path) -> phoenix_wal::Opened {
-        Wal::open(WalOptions {
+    fn options(dir: &std::path::Path) -> WalOptions {
+        WalOptions {
             dir: dir.to_path_buf(),
             segment_bytes: 1,
             max_bytes: 1 << 30,
             codec: phoenix_wal::Codec::default(),
-        })
-        .expect("open wal")
+            sources: None,
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> phoenix_wal::Opened {
+        Wal::open(options(dir)).expect("open wal")
     }
 
     /// Concurrent senders: deliveries arrive in WAL order, and committed ones are not replayed.
@@ -190,6 +216,49 @@ mod tests {
         let reopened = open(dir.path());
         let values: Vec<i32> = reopened.replay.iter().map(|(_, b)| value(b)).collect();
         assert_eq!(values, vec![1]);
+    }
+
+    /// A batch sent with its source is delivered as the batch, and the WAL logs the source:
+    /// after a restart the decoder turns it back into the same batch.
+    #[tokio::test]
+    async fn replayable_batch_is_logged_as_its_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tx, mut rx) = wal_edge(
+            open(dir.path()).wal,
+            "t",
+            4,
+            Duration::from_millis(10),
+            Duration::from_secs(1),
+        );
+        let source = Replayable {
+            header: b"n".to_vec(),
+            body: bytes::Bytes::from_static(b"77"),
+        };
+        tx.send_replayable(batch(77), source).await.expect("send");
+        let d = rx.recv().await.expect("delivery");
+        assert_eq!((d.ack.0, value(&d.batch)), (1, 77));
+        drop((tx, rx));
+        let decoder = phoenix_wal::SourceDecoder(Arc::new(|header: &[u8], body: &[u8]| {
+            assert_eq!(header, b"n");
+            let n: i32 = std::str::from_utf8(body)
+                .map_err(|e| e.to_string())?
+                .parse()
+                .map_err(|e: std::num::ParseIntError| e.to_string())?;
+            Ok(Some(batch(n)))
+        }));
+        let reopened = Wal::open(WalOptions {
+            sources: Some(decoder),
+            ..options(dir.path())
+        })
+        .expect("reopen");
+        let values: Vec<(u64, i32)> = reopened
+            .replay
+            .iter()
+            .map(|(s, b)| (*s, value(b)))
+            .collect();
+        assert_eq!(values, vec![(1, 77)]);
+        // Without the decoder the WAL does not open: the record is a source, not a batch.
+        assert!(Wal::open(options(dir.path())).is_err());
     }
 
     /// Replayed records come out first, with their original sequence numbers.

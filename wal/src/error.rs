@@ -24,6 +24,17 @@ pub enum Error {
         /// The budget.
         max_bytes: u64,
     },
+    /// A record holding a batch's source (see [`crate::Wal::append_source_then`]) did not
+    /// decode; the WAL does not open rather than drop it.
+    #[error("WAL record {seq} in {path} holds a request that does not decode again: {reason}")]
+    Source {
+        /// The segment file.
+        path: PathBuf,
+        /// The record's sequence number.
+        seq: u64,
+        /// The decoder's answer.
+        reason: String,
+    },
     /// The writer thread has stopped.
     #[error("WAL writer has stopped")]
     Closed,

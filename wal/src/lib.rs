@@ -9,7 +9,9 @@
 //! On-disk format: files `{first_seq:020}.wal` in one folder, each a run of records
 //! `magic u32 LE | payload_len u32 LE | seq u64 LE | crc32 u32 LE | payload`, where the CRC-32
 //! covers the seq bytes and the payload, and the payload is an Arrow IPC stream (buffers LZ4 or
-//! zstd compressed, per [`Codec`]) holding one batch.
+//! zstd compressed, per [`Codec`]) holding one batch, or a source record
+//! `"PXS1" | header_len u32 LE | header | body` that the caller's [`SourceDecoder`] turns back
+//! into the batch (an OTLP request as received: see [`Wal::append_source_then`]).
 
 mod error;
 mod record;
@@ -17,7 +19,7 @@ mod segment;
 mod writer;
 
 pub use error::{Error, Result};
-pub use record::{encode_batch, Codec};
+pub use record::{encode_batch, Codec, DecodeSource, SourceDecoder};
 pub use segment::RecoveryReport;
 pub use writer::{OnDurable, Opened, Wal, WalOptions};
 

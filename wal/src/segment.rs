@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use arrow::record_batch::RecordBatch;
 
 use crate::error::io;
-use crate::record::{decode_batches, unframe, Bad};
-use crate::Result;
+use crate::record::{decode_batches, unframe, Bad, SourceDecoder, Undecodable};
+use crate::{Error, Result};
 
 /// A closed or active segment and the records it holds.
 #[derive(Debug, Clone)]
@@ -68,7 +68,10 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Sequence numbers never go back, even when every record was released: the newest segment's
 /// name (its first sequence number) is kept as a floor, because tables record the highest
 /// sequence number they stored and replay skips records at or below it.
-pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
+///
+/// A source record that `sources` cannot decode (or with no `sources`) fails the recovery: its
+/// bytes passed the checksum, so cutting it would lose acknowledged data.
+pub(crate) fn recover(dir: &Path, sources: Option<&SourceDecoder>) -> Result<Recovered> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     let mut report = RecoveryReport::default();
     let mut segments = Vec::new();
@@ -89,7 +92,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
                     problem = Some(format!("sequence {} does not advance", rec.seq));
                     break;
                 }
-                Ok(rec) => match decode_batches(&buf[rec.payload.clone()]) {
+                Ok(rec) => match decode_batches(&buf[rec.payload.clone()], sources) {
                     Ok(decoded) => {
                         batches.extend(decoded.into_iter().map(|b| (rec.seq, b)));
                         last_seq = Some(rec.seq);
@@ -97,9 +100,16 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
                         report.records += 1;
                         at = rec.end;
                     }
-                    Err(e) => {
+                    Err(Undecodable::Ipc(e)) => {
                         problem = Some(format!("undecodable payload ({e})"));
                         break;
+                    }
+                    Err(Undecodable::Source(reason)) => {
+                        return Err(Error::Source {
+                            path,
+                            seq: rec.seq,
+                            reason,
+                        });
                     }
                 },
                 Err(Bad::Torn) => {

@@ -22,6 +22,7 @@ pub(super) fn open(dir: &Path) -> Opened {
         segment_bytes: 1,
         max_bytes: 1 << 30,
         codec: phoenix_wal::Codec::default(),
+        sources: None,
     })
     .expect("open wal")
 }
