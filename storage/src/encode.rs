@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
-use arrow::compute::{lexsort_to_indices, SortColumn, SortOptions};
+use arrow::array::{new_empty_array, Array, AsArray, RecordBatch, StringArray};
+use arrow::compute::{concat, lexsort_to_indices, SortColumn, SortOptions};
 use arrow::datatypes::{DataType, SchemaRef, TimestampNanosecondType, UInt64Type};
 use bytes::Bytes;
 use parquet::arrow::ArrowSchemaConverter;
@@ -180,74 +180,95 @@ impl FileEncoder {
         })
     }
 
-    /// Sorts `batch` by (kind, metric, service, series_id, time).
+    /// The rows of `batches` (each with the table's schema) as one batch sorted by (kind,
+    /// metric, service, series_id, time).
     ///
     /// Sorting groups each series' points together, so consecutive times differ by the scrape
     /// interval (tiny deltas) and values change slowly (zstd finds the repeats); it also makes
     /// each row group cover few metrics and a narrow time span, so min/max statistics prune row
     /// groups and pages for `WHERE metric = …` and time filters.
-    pub(crate) fn sort(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let indices = match self.packed_sort_indices(batch) {
-            Some(indices) => indices,
-            None => self.general_sort_indices(batch)?,
+    ///
+    /// The order is computed from the key columns only and the rows are gathered straight from
+    /// the batches: concatenating them first would copy every column (the maps' strings most of
+    /// all) once more.
+    pub(crate) fn sort_batches(&self, batches: &[RecordBatch]) -> Result<RecordBatch> {
+        let order = match self.packed_sort_order(batches) {
+            Some(order) => order,
+            None => self.general_sort_order(batches)?,
         };
-        crate::take_rows::take_rows(batch, &indices)
+        // Row `i` of the batches taken as one is `at[i]`: (batch, row in it).
+        let at: Vec<(usize, usize)> = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(b, batch)| (0..batch.num_rows()).map(move |row| (b, row)))
+            .collect();
+        let order: Vec<(usize, usize)> = order.iter().map(|&i| at[i as usize]).collect();
+        crate::take_rows::take_rows_from(&self.schema, batches, &order)
     }
 
-    /// The sort permutation by the general multi-column sort (any key types, nulls last).
-    fn general_sort_indices(&self, batch: &RecordBatch) -> Result<UInt32Array> {
-        let columns: Vec<SortColumn> = self
+    /// The sort permutation of the batches' rows taken as one, by the general multi-column sort
+    /// (any key types, nulls last) over their concatenated key columns.
+    fn general_sort_order(&self, batches: &[RecordBatch]) -> Result<Vec<u32>> {
+        let columns = self
             .sort_keys
             .iter()
-            .map(|&i| SortColumn {
-                values: ArrayRef::clone(batch.column(i)),
-                options: Some(SortOptions {
-                    descending: false,
-                    nulls_first: false,
-                }),
+            .map(|&i| {
+                let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+                let values = match parts.as_slice() {
+                    [] => new_empty_array(self.schema.field(i).data_type()),
+                    parts => concat(parts)?,
+                };
+                Ok(SortColumn {
+                    values,
+                    options: Some(SortOptions {
+                        descending: false,
+                        nulls_first: false,
+                    }),
+                })
             })
-            .collect();
-        Ok(lexsort_to_indices(&columns, None)?)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(lexsort_to_indices(&columns, None)?.values().to_vec())
     }
 
-    /// The sort permutation for the usual key shape (string keys, then a u64 series id, then
-    /// the time), or `None` for other shapes, for null keys, and when the string keys' ranks
-    /// do not fit in 64 bits together.
+    /// The sort permutation of the batches' rows taken as one, for the usual key shape (string
+    /// keys, then a u64 series id, then the time), or `None` for other shapes, for null keys,
+    /// and when the string keys' ranks do not fit in 64 bits together.
     ///
-    /// Each string key is replaced by its rank among the batch's distinct values, and the
-    /// ranks are packed into one u64, so the sort compares fixed-width keys instead of
-    /// strings: the string compares of the general multi-column sort were about a tenth of the
-    /// server's CPU under load. Rows are then grouped by series rather than sorted one by one
-    /// (see `sort_order.rs`). Ties keep input order, so the result is deterministic and equals
-    /// the general sort's order.
-    fn packed_sort_indices(&self, batch: &RecordBatch) -> Option<UInt32Array> {
+    /// Each string key is replaced by its rank among the distinct values, and the ranks are
+    /// packed into one u64, so the sort compares fixed-width keys instead of strings: the
+    /// string compares of the general multi-column sort were about a tenth of the server's CPU
+    /// under load. Rows are then grouped by series rather than sorted one by one (see
+    /// `sort_order.rs`). Ties keep input order, so the result is deterministic and equals the
+    /// general sort's order.
+    fn packed_sort_order(&self, batches: &[RecordBatch]) -> Option<Vec<u32>> {
         let (&t, rest) = self.sort_keys.split_last()?;
         let (&id, string_keys) = rest.split_last()?;
-        let ids = batch.column(id).as_primitive_opt::<UInt64Type>()?;
-        let times = batch
-            .column(t)
-            .as_primitive_opt::<TimestampNanosecondType>()?;
-        let strings: Vec<&StringArray> = string_keys
+        let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let any_null = batches
             .iter()
-            .map(|&k| batch.column(k).as_string_opt::<i32>())
-            .collect::<Option<_>>()?;
-        let n = batch.num_rows();
-        let any_null = self
-            .sort_keys
-            .iter()
-            .any(|&k| batch.column(k).null_count() > 0);
+            .any(|b| self.sort_keys.iter().any(|&k| b.column(k).null_count() > 0));
         if any_null || u32::try_from(n).is_err() {
             return None;
         }
+        let (mut ids, mut times) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for b in batches {
+            ids.extend_from_slice(b.column(id).as_primitive_opt::<UInt64Type>()?.values());
+            let time = b.column(t).as_primitive_opt::<TimestampNanosecondType>()?;
+            times.extend_from_slice(time.values());
+        }
         // Each key takes as many bits as its largest rank needs.
-        let ranks: Vec<(Vec<u32>, u32)> = strings
+        let ranks: Vec<(Vec<u32>, u32)> = string_keys
             .iter()
-            .map(|s| {
-                let (ranks, distinct) = string_ranks(s);
+            .map(|&k| {
+                let strings: Vec<&StringArray> = batches
+                    .iter()
+                    .map(|b| b.column(k).as_string_opt::<i32>())
+                    .collect::<Option<_>>()?;
+                let (ranks, distinct) = string_ranks(&strings);
                 let bits = u32::BITS - (distinct.max(1) as u32 - 1).leading_zeros();
-                (ranks, bits)
+                Some((ranks, bits))
             })
-            .collect();
+            .collect::<Option<_>>()?;
         if ranks.iter().map(|(_, bits)| bits).sum::<u32>() > u64::BITS {
             return None;
         }
@@ -258,8 +279,7 @@ impl FileEncoder {
                 *p = (*p << bits) | u64::from(r);
             }
         }
-        let order = series_time_order(&packed, ids.values(), times.values());
-        Some(UInt32Array::from(order))
+        Some(series_time_order(&packed, &ids, &times))
     }
 }
 
@@ -340,10 +360,11 @@ const VALUE_ENCODING: Option<Encoding> = Some(Encoding::BYTE_STREAM_SPLIT);
 mod tests {
     use super::*;
     use crate::testing::{metrics_batch, TestPoint};
-    use arrow::array::{Array, AsArray};
+    use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use phoenix_model::metrics_schema;
     use phoenix_model::schema::kind;
+    use std::ops::Range;
 
     fn encoder(value_encoding: Option<Encoding>, row_group_rows: usize) -> FileEncoder {
         FileEncoder::with_value_encoding(&metrics_schema(), 0, 3, row_group_rows, value_encoding)
@@ -382,7 +403,8 @@ mod tests {
     }
 
     /// The packed fast path gives exactly the general multi-column sort's order, on rows with
-    /// many ties in every key (shuffled, so neither input order nor grouping helps).
+    /// many ties in every key (shuffled, so neither input order nor grouping helps), split
+    /// over several batches.
     #[test]
     fn packed_sort_equals_general_sort() {
         let mut points = Vec::new();
@@ -398,13 +420,20 @@ mod tests {
             points.push(p);
         }
         let batch = metrics_batch(&points);
+        // Several batches, one empty: the order is over their rows taken as one.
+        let parts = [
+            batch.slice(0, 1_700),
+            batch.slice(1_700, 0),
+            batch.slice(1_700, 3_300),
+        ];
         let enc = encoder(None, 1024);
         let packed = enc
-            .packed_sort_indices(&batch)
+            .packed_sort_order(&parts)
             .expect("metrics shape takes the fast path");
-        let general = enc.general_sort_indices(&batch).expect("lexsort");
-        let key = |idx: &UInt32Array| -> Vec<(String, String, u64, i64)> {
-            let b = arrow::compute::take_record_batch(&batch, idx).expect("take");
+        let general = enc.general_sort_order(&parts).expect("lexsort");
+        let key = |idx: &[u32]| -> Vec<(String, String, u64, i64)> {
+            let idx = UInt32Array::from(idx.to_vec());
+            let b = arrow::compute::take_record_batch(&batch, &idx).expect("take");
             let m = b
                 .column_by_name("metric")
                 .expect("m")
@@ -440,6 +469,154 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    /// `batch` sorted by `enc`.
+    fn sort(enc: &FileEncoder, batch: &RecordBatch) -> RecordBatch {
+        enc.sort_batches(std::slice::from_ref(batch)).expect("sort")
+    }
+
+    /// `batches` concatenated, then reordered by the packed sort of the whole: what the flush
+    /// did before it sorted the batches without concatenating them.
+    fn sort_of_concat(enc: &FileEncoder, batches: &[RecordBatch]) -> RecordBatch {
+        let all = arrow::compute::concat_batches(&metrics_schema(), batches).expect("concat");
+        let order = enc
+            .packed_sort_order(std::slice::from_ref(&all))
+            .expect("fast path");
+        arrow::compute::take_record_batch(&all, &UInt32Array::from(order)).expect("take")
+    }
+
+    /// Points of series `series` (two metrics, three services, `s % 4` attributes) at times
+    /// `times`; sums instead of gauges when `counter`.
+    fn series_points(series: Range<u32>, times: Range<i64>, counter: bool) -> RecordBatch {
+        let mut points = Vec::new();
+        for t in times {
+            for s in series.clone() {
+                let metric = ["b.metric", "a.metric"][s as usize % 2];
+                let service = format!("svc-{}", s % 3);
+                let mut p = TestPoint::gauge(metric, &service, t * 10, f64::from(s) + t as f64)
+                    .resource("host", &format!("h{}", s % 5));
+                p.series_id = u64::from(s).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                for k in 0..s % 4 {
+                    p = p.attr(&format!("k{k}"), &format!("v{s}.{k}"));
+                }
+                points.push(if counter { p.counter() } else { p });
+            }
+        }
+        metrics_batch(&points)
+    }
+
+    /// `batch` with attribute maps of `row % 4` entries, every third value null.
+    fn null_valued_attributes(batch: &RecordBatch) -> RecordBatch {
+        use arrow::array::{MapBuilder, StringBuilder};
+        let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        for row in 0..batch.num_rows() {
+            for k in 0..row % 4 {
+                b.keys().append_value(format!("k{k}"));
+                if (row + k) % 3 == 0 {
+                    b.values().append_null();
+                } else {
+                    b.values().append_value(format!("n{row}.{k}"));
+                }
+            }
+            b.append(true).expect("map row");
+        }
+        let mut columns = batch.columns().to_vec();
+        columns[batch
+            .schema()
+            .index_of(col::ATTRIBUTES)
+            .expect("attributes")] = std::sync::Arc::new(b.finish());
+        RecordBatch::try_new(batch.schema(), columns).expect("same schema")
+    }
+
+    /// Sorting several batches gives exactly the rows, order and Arrow data of sorting their
+    /// concatenation: different series, series repeated across batches (later batches with
+    /// earlier times, and equal times whose ties keep batch order), maps with different entry
+    /// counts and null values, sliced and empty batches, and columns constant within each
+    /// batch but different between them (`kind`, `temporality`, `monotonic`); a list of one
+    /// batch too.
+    #[test]
+    fn sort_batches_equals_sort_of_concat() {
+        let enc = encoder(None, 1024);
+        let batches = [
+            series_points(0..10, 5..8, false),
+            series_points(20..26, 0..4, true).slice(3, 15),
+            null_valued_attributes(&series_points(4..14, 0..6, false)).slice(7, 40),
+            series_points(0..3, 6..7, false),
+            series_points(0..10, 0..1, false).slice(4, 0),
+            series_points(20..22, 9..10, true),
+        ];
+        let sorted = enc.sort_batches(&batches).expect("sort_batches");
+        assert_eq!(sorted, sort_of_concat(&enc, &batches));
+        assert_eq!(sorted.num_rows(), 30 + 15 + 40 + 3 + 2);
+        for c in sorted.columns() {
+            c.to_data().validate_full().expect("valid column");
+        }
+        let kinds = sorted.column_by_name(col::KIND).expect("kind");
+        let kinds: Vec<&str> = kinds.as_string::<i32>().iter().flatten().collect();
+        assert_eq!(kinds.iter().filter(|k| **k == kind::SUM).count(), 17);
+
+        for one in [&batches[2], &batches[1]] {
+            let alone = enc.sort_batches(std::slice::from_ref(one)).expect("one");
+            assert_eq!(alone, sort_of_concat(&enc, std::slice::from_ref(one)));
+            for c in alone.columns() {
+                c.to_data().validate_full().expect("valid column");
+            }
+        }
+        assert_eq!(enc.sort_batches(&[]).expect("none").num_rows(), 0);
+    }
+
+    /// A schema off the fast path (a nullable `metric` holding nulls) sorts several batches
+    /// with the general sort, exactly as sorting their concatenation does.
+    #[test]
+    fn general_sort_of_batches_equals_sort_of_concat() {
+        use arrow::datatypes::{Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new(col::TIME, DataType::Int64, false),
+            Field::new(col::METRIC, DataType::Utf8, true),
+            Field::new(
+                col::ATTRIBUTES,
+                phoenix_model::schema::string_map_type(),
+                false,
+            ),
+        ]));
+        let enc = FileEncoder::new(&schema, 0, 3, 1024).expect("encoder");
+        let batch = |metrics: &[Option<&str>], t0: i64| {
+            let n = metrics.len();
+            let attrs = metrics_batch(
+                &(0..n as i64)
+                    .map(|i| TestPoint::gauge("m", "s", i, 0.0).attr("row", &format!("{t0}+{i}")))
+                    .collect::<Vec<_>>(),
+            );
+            RecordBatch::try_new(
+                SchemaRef::clone(&schema),
+                vec![
+                    std::sync::Arc::new(arrow::array::Int64Array::from_iter_values(
+                        (0..n as i64).map(|i| t0 - i),
+                    )),
+                    std::sync::Arc::new(StringArray::from(metrics.to_vec())),
+                    ArrayRef::clone(attrs.column_by_name(col::ATTRIBUTES).expect("attributes")),
+                ],
+            )
+            .expect("batch")
+        };
+        let batches = [
+            batch(&[Some("b"), None, Some("a"), Some("b")], 10),
+            batch(&[None, Some("a"), Some("c")], 20).slice(1, 2),
+            batch(&[Some("a"), Some("b"), None], 5),
+        ];
+        assert!(enc.packed_sort_order(&batches).is_none(), "null keys");
+        let all = arrow::compute::concat_batches(&schema, &batches).expect("concat");
+        let order = enc
+            .general_sort_order(std::slice::from_ref(&all))
+            .expect("lexsort");
+        let want =
+            arrow::compute::take_record_batch(&all, &UInt32Array::from(order)).expect("take");
+        let got = enc.sort_batches(&batches).expect("sort_batches");
+        assert_eq!(got, want);
+        for c in got.columns() {
+            c.to_data().validate_full().expect("valid column");
+        }
+    }
+
     /// Sorting orders rows by metric, service, series and time.
     #[test]
     fn sorts_by_series_then_time() {
@@ -449,7 +626,7 @@ mod tests {
             TestPoint::gauge("a", "s", 3, 3.0),
             TestPoint::gauge("a", "r", 7, 4.0),
         ]);
-        let sorted = encoder(None, 1024).sort(&batch).expect("sort");
+        let sorted = sort(&encoder(None, 1024), &batch);
         let values: Vec<f64> = sorted
             .column_by_name("value")
             .expect("value")
@@ -463,7 +640,7 @@ mod tests {
     #[test]
     fn file_metadata() {
         let enc = encoder(VALUE_ENCODING, 10_000);
-        let batch = enc.sort(&realistic()).expect("sort");
+        let batch = sort(&enc, &realistic());
         let bytes = enc.encode(&batch, None, None).expect("encode");
         let options = parquet::file::serialized_reader::ReadOptionsBuilder::new()
             .with_page_index()
@@ -506,7 +683,7 @@ mod tests {
     #[test]
     fn map_leaves_are_plain_without_statistics() {
         let enc = encoder(VALUE_ENCODING, 1024 * 1024);
-        let batch = enc.sort(&realistic()).expect("sort");
+        let batch = sort(&enc, &realistic());
         let bytes = enc.encode(&batch, None, None).expect("encode");
         let reader = SerializedFileReader::new(bytes.clone()).expect("parquet");
         let rg = reader.metadata().row_group(0);
@@ -616,7 +793,7 @@ mod tests {
     fn value_encoding_is_chosen_per_kind_row_group() {
         let batch = regular_size::regular(400, 120, false);
         let enc = encoder(VALUE_ENCODING, 20_000);
-        let sorted = enc.sort(&batch).expect("sort");
+        let sorted = sort(&enc, &batch);
         let file = enc.encode(&sorted, None, None).expect("encode");
         let reader = SerializedFileReader::new(file.clone()).expect("parquet");
         let meta = reader.metadata();
@@ -692,7 +869,7 @@ mod tests {
         let batch = realistic();
         let size = |e: Option<Encoding>| {
             let enc = encoder(e, 1024 * 1024);
-            enc.encode(&enc.sort(&batch).expect("sort"), None, None)
+            enc.encode(&sort(&enc, &batch), None, None)
                 .expect("encode")
                 .len()
         };
@@ -857,8 +1034,12 @@ mod regular_size {
 
     /// Sorts and encodes `batch` with `enc`; returns the file.
     pub(super) fn encode(enc: &FileEncoder, batch: &RecordBatch) -> Bytes {
-        enc.encode(&enc.sort(batch).expect("sort"), None, None)
-            .expect("encode")
+        enc.encode(
+            &enc.sort_batches(std::slice::from_ref(batch)).expect("sort"),
+            None,
+            None,
+        )
+        .expect("encode")
     }
 
     /// Compressed bytes per top-level column (map leaves summed), plus `(total file)`.

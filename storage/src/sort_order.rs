@@ -70,32 +70,39 @@ pub(crate) fn series_time_order(keys: &[u64], ids: &[u64], times: &[i64]) -> Vec
     order
 }
 
-/// Each value's rank among the distinct values of a non-null string array, in byte order, and
-/// the number of distinct values.
-pub(crate) fn string_ranks(values: &StringArray) -> (Vec<u32>, usize) {
+/// Each value's rank among the distinct values of non-null string arrays taken as one, in
+/// byte order, and the number of distinct values.
+pub(crate) fn string_ranks(arrays: &[&StringArray]) -> (Vec<u32>, usize) {
+    let n = arrays.iter().map(|a| a.len()).sum();
     // A column with one value throughout (`kind` of a gauge-only flush) needs no lookups.
-    if values.null_count() == 0 && crate::take_rows::same_strings(values) {
-        return (vec![0; values.len()], usize::from(!values.is_empty()));
+    let non_empty = || arrays.iter().filter(|a| !a.is_empty());
+    let first = non_empty().next().map(|a| a.value(0));
+    let constant = non_empty().all(|a| {
+        a.null_count() == 0 && crate::take_rows::same_strings(a) && Some(a.value(0)) == first
+    });
+    if constant {
+        return (vec![0; n], usize::from(n > 0));
     }
-    let offsets = values.value_offsets();
-    let data = values.value_data();
     // Strings come from clients: the keyed std hasher, so no input can force collisions; the
     // previous-row check below skips most lookups anyway.
     let mut codes_of: HashMap<&[u8], u32> = HashMap::new();
-    let mut codes = Vec::with_capacity(values.len());
+    let mut codes = Vec::with_capacity(n);
     // Rows come grouped by metric and service, so most rows repeat the previous value.
     let mut last: Option<(&[u8], u32)> = None;
-    for w in offsets.windows(2) {
-        let v = &data[w[0] as usize..w[1] as usize];
-        let code = match last {
-            Some((prev, code)) if prev == v => code,
-            _ => {
-                let next = codes_of.len() as u32;
-                *codes_of.entry(v).or_insert(next)
-            }
-        };
-        last = Some((v, code));
-        codes.push(code);
+    for values in arrays {
+        let data = values.value_data();
+        for w in values.value_offsets().windows(2) {
+            let v = &data[w[0] as usize..w[1] as usize];
+            let code = match last {
+                Some((prev, code)) if prev == v => code,
+                _ => {
+                    let next = codes_of.len() as u32;
+                    *codes_of.entry(v).or_insert(next)
+                }
+            };
+            last = Some((v, code));
+            codes.push(code);
+        }
     }
     let mut distinct: Vec<(&[u8], u32)> = codes_of.into_iter().collect();
     distinct.sort_unstable();
@@ -147,7 +154,7 @@ mod tests {
     #[test]
     fn ranks_in_byte_order() {
         let values = StringArray::from(vec!["b", "a", "a", "", "ab", "b", "B", "é"]);
-        let (ranks, distinct) = string_ranks(&values);
+        let (ranks, distinct) = string_ranks(&[&values]);
         assert_eq!(distinct, 6);
         assert_eq!(ranks, [4, 2, 2, 0, 3, 4, 1, 5]);
     }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use arrow::compute::filter_record_batch;
 use arrow::compute::kernels::cmp::eq;
-use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampNanosecondType};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -511,8 +511,7 @@ impl Table {
         });
         // Sorting and compressing are CPU-bound; keep them off the async workers.
         let (bytes, min_time, max_time, rows) = tokio::task::spawn_blocking(move || {
-            let batch = concat_batches(&inner.schema, &batches)?;
-            let sorted = inner.encoder.sort(&batch)?;
+            let sorted = inner.encoder.sort_batches(&batches)?;
             let times = sorted
                 .column(inner.time_col)
                 .as_primitive::<TimestampNanosecondType>();

@@ -1,53 +1,118 @@
-//! Reorders a batch's rows: Arrow's `take`, with a faster path for map columns.
+//! Gathers rows from several batches into one: Arrow's `interleave`, with faster paths for map
+//! and boolean columns.
 //!
-//! Arrow's `take` copies a list or map column one row at a time through `MutableArrayData`
-//! (a dynamic call per row and child column); in the flush sort that was two thirds of the
-//! server's `memmove` time. Here the entries of every taken row are gathered with one `take`
-//! per child column instead.
+//! The flush sort reads the buffered batches directly, so each column is copied once, in sorted
+//! order, instead of once to concatenate and again to reorder.
+//!
+//! Arrow copies a map column entry by entry (each key and value string on its own); in the
+//! flush sort map strings are most of the bytes. Here a taken row's entries, one contiguous
+//! range, are copied at once for string children.
 //!
 //! A column whose rows are all equal (all null, or one value throughout: `kind`, `unit`,
 //! `scope`, the histogram columns of a gauge-only flush) reads the same in any order, so it is
-//! kept as it is instead of copied.
+//! reused or concatenated instead of gathered.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBufferBuilder, MapArray, RecordBatch, StringArray,
-    StructArray, UInt32Array,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, MapArray,
+    RecordBatch, StringArray, StructArray,
 };
-use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::compute::take;
-use arrow::datatypes::DataType;
-use arrow::datatypes::{Float64Type, Int32Type, TimestampNanosecondType, UInt32Type, UInt64Type};
+use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
+use arrow::compute::{concat, interleave};
+use arrow::datatypes::{
+    DataType, FieldRef, Float64Type, Int32Type, SchemaRef, TimestampNanosecondType, UInt32Type,
+    UInt64Type,
+};
+use arrow::error::ArrowError;
 
 use crate::Result;
 
-/// The rows of `batch` at `indices` (each in bounds), in that order.
-pub(crate) fn take_rows(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|c| take_column(c, indices))
+/// The rows `order` picks, each a (batch, row) pair in bounds, in that order, as one batch
+/// with `schema` (which every batch has).
+pub(crate) fn take_rows_from(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    order: &[(usize, usize)],
+) -> Result<RecordBatch> {
+    if batches.is_empty() || order.is_empty() {
+        return Ok(RecordBatch::new_empty(SchemaRef::clone(schema)));
+    }
+    let columns = (0..schema.fields().len())
+        .map(|i| {
+            let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
+            take_column(&arrays, order)
+        })
         .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    Ok(RecordBatch::try_new(SchemaRef::clone(schema), columns)?)
 }
 
-fn take_column(column: &ArrayRef, indices: &UInt32Array) -> Result<ArrayRef> {
-    if indices.len() <= column.len() && indices.null_count() == 0 && all_equal(column) {
-        return Ok(column.slice(0, indices.len()));
+/// One column's rows at `order` (not empty) from `arrays`, one per batch.
+fn take_column(arrays: &[&ArrayRef], order: &[(usize, usize)]) -> Result<ArrayRef> {
+    if let Some(column) = constant_column(arrays, order.len())? {
+        return Ok(column);
     }
-    match column.as_map_opt() {
-        Some(map) if map.null_count() == 0 && indices.null_count() == 0 => {
-            Ok(Arc::new(take_map(map, indices)?))
+    let maps: Option<Vec<&MapArray>> = arrays
+        .iter()
+        .map(|a| {
+            a.as_map_opt()
+                .filter(|m| m.null_count() == 0 && m.entries().null_count() == 0)
+        })
+        .collect();
+    if let Some(maps) = maps {
+        if let DataType::Map(field, ordered) = arrays[0].data_type() {
+            return Ok(Arc::new(take_maps(&maps, order, field, *ordered)?));
         }
-        _ => Ok(take(column.as_ref(), indices, None)?),
     }
+    let booleans: Option<Vec<&BooleanArray>> = arrays.iter().map(|a| a.as_boolean_opt()).collect();
+    if let Some(booleans) = booleans {
+        // Arrow's `interleave` copies booleans through `MutableArrayData`, a call per row.
+        return Ok(Arc::new(take_booleans(&booleans, order)));
+    }
+    let arrays: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+    Ok(interleave(&arrays, order)?)
+}
+
+/// `len` rows of a column that holds one value (or only nulls) in every batch, built without
+/// a gather: a slice of a long enough batch, nulls, or the batches concatenated; `None` when
+/// the rows differ or there are fewer than `len` of them.
+fn constant_column(arrays: &[&ArrayRef], len: usize) -> Result<Option<ArrayRef>> {
+    let non_empty: Vec<&dyn Array> = arrays
+        .iter()
+        .filter(|a| !a.is_empty())
+        .map(|a| a.as_ref())
+        .collect();
+    let Some(&first) = non_empty.first() else {
+        return Ok(None);
+    };
+    if !non_empty.iter().all(|a| all_equal(*a)) {
+        return Ok(None);
+    }
+    // Each batch is constant: so is the whole column when the batches' first rows are equal.
+    if non_empty.len() > 1 {
+        let firsts: Vec<ArrayRef> = non_empty.iter().map(|a| a.slice(0, 1)).collect();
+        let firsts: Vec<&dyn Array> = firsts.iter().map(|a| a.as_ref()).collect();
+        if !all_equal(concat(&firsts)?.as_ref()) {
+            return Ok(None);
+        }
+    }
+    if let Some(a) = non_empty.iter().find(|a| a.len() >= len) {
+        return Ok(Some(a.slice(0, len)));
+    }
+    if first.null_count() == first.len() {
+        return Ok(Some(new_null_array(first.data_type(), len)));
+    }
+    if non_empty.iter().map(|a| a.len()).sum::<usize>() < len {
+        return Ok(None);
+    }
+    Ok(Some(concat(&non_empty)?.slice(0, len)))
 }
 
 /// Whether every row of `column` is null, or every row holds the same value (checked for the
 /// string and primitive types of the metrics schema; other types answer `false`). Stops at
 /// the first row that differs, so a varying column costs a row or two.
-fn all_equal(column: &ArrayRef) -> bool {
+fn all_equal(column: &dyn Array) -> bool {
     if column.null_count() == column.len() {
         return true;
     }
@@ -106,119 +171,128 @@ pub(crate) fn same_strings(a: &StringArray) -> bool {
     bytes.len() <= len || bytes[len..] == bytes[..bytes.len() - len]
 }
 
-/// `take` for a map column without null rows.
+/// The booleans at `order` from `arrays`.
+fn take_booleans(arrays: &[&BooleanArray], order: &[(usize, usize)]) -> BooleanArray {
+    let values = BooleanBuffer::collect_bool(order.len(), |i| {
+        let (b, row) = order[i];
+        arrays[b].values().value(row)
+    });
+    let nulls = arrays.iter().any(|a| a.null_count() > 0).then(|| {
+        NullBuffer::new(BooleanBuffer::collect_bool(order.len(), |i| {
+            let (b, row) = order[i];
+            arrays[b].is_valid(row)
+        }))
+    });
+    BooleanArray::new(values, nulls)
+}
+
+/// The rows at `order` of map columns without null rows or null entries, one per batch.
 ///
-/// A taken row's entries are one contiguous range of the entries, so string keys and values
-/// are copied a row's range at a time (one copy for all of a row's entries); other children
-/// take the rows' entry indices.
-fn take_map(map: &MapArray, indices: &UInt32Array) -> Result<MapArray> {
-    let DataType::Map(field, ordered) = map.data_type() else {
-        return Ok(take(map, indices, None)?.as_map().clone());
-    };
-    let offsets = map.value_offsets();
-    let mut new_offsets: Vec<i32> = Vec::with_capacity(indices.len() + 1);
-    new_offsets.push(0);
-    let mut entries_len = 0_i32;
-    for &i in indices.values() {
-        // At most the input's entry count, whose offsets are i32 already.
-        entries_len += offsets[i as usize + 1] - offsets[i as usize];
-        new_offsets.push(entries_len);
-    }
-    let entries = map.entries();
-    let mut child_indices: Option<UInt32Array> = None;
-    let columns = entries
-        .columns()
+/// A taken row's entries are one contiguous range of its batch's entries, so string keys and
+/// values are copied a row's range at a time; other children gather the entries one by one.
+fn take_maps(
+    maps: &[&MapArray],
+    order: &[(usize, usize)],
+    field: &FieldRef,
+    ordered: bool,
+) -> Result<MapArray> {
+    let ranges: Vec<(usize, Range<usize>)> = order
         .iter()
-        .map(|column| -> Result<ArrayRef> {
-            if let Some(strings) = column.as_string_opt::<i32>() {
-                if let Some(taken) =
-                    take_string_ranges(strings, offsets, indices, entries_len as usize)?
-                {
+        .map(|&(b, row)| {
+            let o = maps[b].value_offsets();
+            (b, o[row] as usize..o[row + 1] as usize)
+        })
+        .collect();
+    let mut offsets: Vec<i32> = Vec::with_capacity(order.len() + 1);
+    offsets.push(0);
+    let mut entries = 0_usize;
+    for (_, range) in &ranges {
+        entries += range.len();
+        offsets.push(i32::try_from(entries).map_err(|_| ArrowError::OffsetOverflowError(entries))?);
+    }
+    let Some(first) = maps.first() else {
+        return Err(ArrowError::InvalidArgumentError("no map column to take from".into()).into());
+    };
+    let mut entry_order: Option<Vec<(usize, usize)>> = None;
+    let columns = (0..first.entries().num_columns())
+        .map(|c| -> Result<ArrayRef> {
+            let children: Vec<&dyn Array> = maps
+                .iter()
+                .map(|m| m.entries().column(c).as_ref())
+                .collect();
+            let strings: Option<Vec<&StringArray>> =
+                children.iter().map(|a| a.as_string_opt::<i32>()).collect();
+            if let Some(strings) = strings {
+                if let Some(taken) = take_string_ranges(&strings, &ranges, entries)? {
                     return Ok(Arc::new(taken));
                 }
             }
-            let child = child_indices
-                .get_or_insert_with(|| entry_indices(offsets, indices, entries_len as usize));
-            Ok(take(column.as_ref(), child, None)?)
+            let entry_order = entry_order.get_or_insert_with(|| {
+                ranges
+                    .iter()
+                    .flat_map(|(b, range)| range.clone().map(move |e| (*b, e)))
+                    .collect()
+            });
+            Ok(interleave(&children, entry_order)?)
         })
         .collect::<Result<Vec<_>>>()?;
-    let nulls = match entries.nulls() {
-        Some(_) => {
-            let child = child_indices
-                .get_or_insert_with(|| entry_indices(offsets, indices, entries_len as usize));
-            take(entries, child, None)?.nulls().cloned()
-        }
-        None => None,
-    };
-    let entries = StructArray::try_new(entries.fields().clone(), columns, nulls)?;
+    let entries = StructArray::try_new(first.entries().fields().clone(), columns, None)?;
     Ok(MapArray::try_new(
         Arc::clone(field),
-        OffsetBuffer::new(new_offsets.into()),
+        OffsetBuffer::new(offsets.into()),
         entries,
         None,
-        *ordered,
+        ordered,
     )?)
 }
 
-/// Indices of the entries of the rows at `indices`, in order.
-fn entry_indices(offsets: &[i32], indices: &UInt32Array, len: usize) -> UInt32Array {
-    let mut child: Vec<u32> = Vec::with_capacity(len);
-    for &i in indices.values() {
-        child.extend(offsets[i as usize] as u32..offsets[i as usize + 1] as u32);
-    }
-    UInt32Array::from(child)
-}
-
-/// The strings in the entry ranges `offsets[i]..offsets[i + 1]` for each `i` of `indices`,
-/// concatenated (`entries` strings); `None` when the result would not fit i32 offsets.
+/// The strings of each (batch, entry range) of `ranges`, concatenated (`entries` strings);
+/// `None` when the result would not fit i32 offsets.
 fn take_string_ranges(
-    strings: &StringArray,
-    offsets: &[i32],
-    indices: &UInt32Array,
+    strings: &[&StringArray],
+    ranges: &[(usize, Range<usize>)],
     entries: usize,
 ) -> Result<Option<StringArray>> {
-    let value_offsets = strings.value_offsets();
-    let range = |i: u32| {
-        (
-            offsets[i as usize] as usize,
-            offsets[i as usize + 1] as usize,
-        )
-    };
-    let mut bytes = 0_usize;
-    for &i in indices.values() {
-        let (start, end) = range(i);
-        bytes += (value_offsets[end] - value_offsets[start]) as usize;
-    }
+    let bytes: usize = ranges
+        .iter()
+        .map(|(b, r)| {
+            let o = strings[*b].value_offsets();
+            (o[r.end] - o[r.start]) as usize
+        })
+        .sum();
     if i32::try_from(bytes).is_err() {
         return Ok(None);
     }
-    let data = strings.value_data();
     let mut values: Vec<u8> = Vec::with_capacity(bytes);
-    let mut new_offsets: Vec<i32> = Vec::with_capacity(entries + 1);
-    new_offsets.push(0);
-    for &i in indices.values() {
-        let (start, end) = range(i);
-        let (from, to) = (value_offsets[start], value_offsets[end]);
+    let mut offsets: Vec<i32> = Vec::with_capacity(entries + 1);
+    offsets.push(0);
+    for (b, r) in ranges {
+        let value_offsets = strings[*b].value_offsets();
+        let (from, to) = (value_offsets[r.start], value_offsets[r.end]);
         // Fits: the total is below i32::MAX.
         let shift = values.len() as i32 - from;
-        for &o in &value_offsets[start + 1..=end] {
-            new_offsets.push(o + shift);
-        }
-        values.extend_from_slice(&data[from as usize..to as usize]);
+        offsets.extend(
+            value_offsets[r.start + 1..=r.end]
+                .iter()
+                .map(|&o| o + shift),
+        );
+        values.extend_from_slice(&strings[*b].value_data()[from as usize..to as usize]);
     }
-    let nulls = match strings.nulls() {
-        Some(nulls) => {
-            let mut taken = BooleanBufferBuilder::new(new_offsets.len() - 1);
-            for &i in indices.values() {
-                let (start, end) = range(i);
-                taken.append_buffer(&nulls.inner().slice(start, end - start));
+    let nulls = match strings.iter().any(|s| s.null_count() > 0) {
+        true => {
+            let mut taken = BooleanBufferBuilder::new(entries);
+            for (b, r) in ranges {
+                match strings[*b].nulls() {
+                    Some(nulls) => taken.append_buffer(&nulls.inner().slice(r.start, r.len())),
+                    None => taken.append_n(r.len(), true),
+                }
             }
             Some(NullBuffer::new(taken.finish()))
         }
-        None => None,
+        false => None,
     };
     Ok(Some(StringArray::try_new(
-        OffsetBuffer::new(new_offsets.into()),
+        OffsetBuffer::new(offsets.into()),
         values.into(),
         nulls,
     )?))
@@ -228,59 +302,121 @@ fn take_string_ranges(
 mod tests {
     use super::*;
     use crate::testing::{metrics_batch, TestPoint};
-    use arrow::compute::take_record_batch;
+    use arrow::array::{MapBuilder, StringBuilder, UInt32Array};
+    use arrow::compute::{interleave_record_batch, take, take_record_batch};
 
-    /// The map fast path gives exactly Arrow's `take`, with empty maps, null map values,
-    /// repeated and reversed indices, on a sliced input.
-    #[test]
-    fn equals_arrow_take() {
-        let mut points = Vec::new();
-        for i in 0..50_u32 {
-            let mut p = TestPoint::gauge("m", "svc", i64::from(i), f64::from(i));
-            for k in 0..(i % 4) {
-                p = p.attr(&format!("k{k}"), &format!("v{}", i * k));
-            }
-            points.push(p);
-        }
-        let batch = metrics_batch(&points).slice(3, 40);
-        let idx = UInt32Array::from(vec![39, 0, 5, 5, 17, 2, 38, 1, 0]);
-        let ours = take_rows(&batch, &idx).expect("take_rows");
-        let arrows = take_record_batch(&batch, &idx).expect("take");
-        assert_eq!(ours, arrows);
-        ours.columns()
-            .iter()
-            .for_each(|c| c.to_data().validate_full().expect("valid"));
+    /// Gauges `0..n` of one metric whose `i`th point has `i % 4` attributes.
+    fn varying_maps(n: u32, service: &str) -> RecordBatch {
+        let points: Vec<TestPoint> = (0..n)
+            .map(|i| {
+                let mut p = TestPoint::gauge("m", service, i64::from(i), f64::from(i));
+                for k in 0..(i % 4) {
+                    p = p.attr(&format!("k{k}"), &format!("v{}", i * k));
+                }
+                p
+            })
+            .collect();
+        metrics_batch(&points)
     }
 
-    /// Maps whose values hold nulls, including empty maps, taken from a sliced map column with
-    /// repeated indices, equal Arrow's `take`.
-    #[test]
-    fn map_with_null_values_equals_arrow_take() {
-        use arrow::array::{MapBuilder, StringBuilder};
+    /// A map column of `rows` rows with `row % 4` entries each, every third value null.
+    fn map_with_null_values(rows: u32, tag: &str) -> ArrayRef {
         let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-        for row in 0..30_u32 {
+        for row in 0..rows {
             for k in 0..(row % 4) {
                 b.keys().append_value(format!("k{k}"));
                 if (row + k) % 3 == 0 {
                     b.values().append_null();
                 } else {
-                    b.values().append_value(format!("v{row}.{k}"));
+                    b.values().append_value(format!("{tag}{row}.{k}"));
                 }
             }
             b.append(true).expect("map row");
         }
-        let map: ArrayRef = Arc::new(b.finish());
-        let map = map.slice(2, 25);
-        let idx = UInt32Array::from(vec![24, 0, 3, 3, 7, 11, 1, 2, 5]);
-        let ours = take_column(&map, &idx).expect("take_column");
-        let arrows = take(map.as_ref(), &idx, None).expect("take");
-        assert_eq!(ours.to_data(), arrows.to_data());
-        ours.to_data().validate_full().expect("valid");
+        Arc::new(b.finish())
     }
 
-    /// Constant and all-null columns are kept as they are (no copy), and the result still
-    /// equals Arrow's `take`, also when a column differs in its last row only or holds 0.0
-    /// and -0.0 (equal as numbers, not as bits).
+    fn assert_valid(batch: &RecordBatch) {
+        for c in batch.columns() {
+            c.to_data().validate_full().expect("valid column");
+        }
+    }
+
+    /// From one sliced batch, with empty maps, repeated and reversed rows, the result is
+    /// exactly Arrow's `take`.
+    #[test]
+    fn one_batch_equals_arrow_take() {
+        let batch = varying_maps(50, "svc").slice(3, 40);
+        let rows = [39_u32, 0, 5, 5, 17, 2, 38, 1, 0];
+        let order: Vec<(usize, usize)> = rows.iter().map(|&r| (0, r as usize)).collect();
+        let ours = take_rows_from(&batch.schema(), std::slice::from_ref(&batch), &order)
+            .expect("take_rows_from");
+        let arrows = take_record_batch(&batch, &UInt32Array::from(rows.to_vec())).expect("take");
+        assert_eq!(ours, arrows);
+        assert_valid(&ours);
+    }
+
+    /// From several batches (sliced, one empty, different services and map sizes), rows in
+    /// any order and repeated give exactly Arrow's `interleave`.
+    #[test]
+    fn several_batches_equal_arrow_interleave() {
+        let batches = [
+            varying_maps(30, "a").slice(2, 25),
+            varying_maps(10, "b").slice(10, 0),
+            varying_maps(17, "c"),
+            varying_maps(40, "a").slice(7, 9),
+        ];
+        let order = [
+            (2, 16),
+            (0, 0),
+            (3, 8),
+            (0, 24),
+            (2, 0),
+            (3, 0),
+            (0, 3),
+            (0, 3),
+            (2, 5),
+        ];
+        let ours = take_rows_from(&batches[0].schema(), &batches, &order).expect("take_rows_from");
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        assert_eq!(
+            ours,
+            interleave_record_batch(&refs, &order).expect("interleave")
+        );
+        assert_valid(&ours);
+    }
+
+    /// Maps with null values and empty maps, from sliced columns of two batches with repeated
+    /// rows, equal Arrow's `interleave`; one column alone equals Arrow's `take`.
+    #[test]
+    fn maps_with_null_values_equal_arrow() {
+        let a = map_with_null_values(30, "a").slice(2, 25);
+        let b = map_with_null_values(11, "b").slice(1, 10);
+        let order = [
+            (0, 24),
+            (1, 9),
+            (0, 3),
+            (0, 3),
+            (1, 0),
+            (0, 7),
+            (1, 4),
+            (0, 11),
+        ];
+        let ours = take_column(&[&a, &b], &order).expect("take_column");
+        let arrows = interleave(&[a.as_ref(), b.as_ref()], &order).expect("interleave");
+        assert_eq!(ours.to_data(), arrows.to_data());
+        ours.to_data().validate_full().expect("valid");
+
+        let rows = [24_u32, 0, 3, 3, 7, 11, 1, 2, 5];
+        let order: Vec<(usize, usize)> = rows.iter().map(|&r| (0, r as usize)).collect();
+        let ours = take_column(&[&a], &order).expect("take_column");
+        let arrows = take(a.as_ref(), &UInt32Array::from(rows.to_vec()), None).expect("take");
+        assert_eq!(ours.to_data(), arrows.to_data());
+    }
+
+    /// Constant and all-null columns are not gathered (a long enough batch is reused), and the
+    /// result still equals Arrow's `take`, also when a column differs in its last row only or
+    /// holds 0.0 and -0.0 (equal as numbers, not as bits).
     #[test]
     fn constant_columns_are_kept() {
         let mut points: Vec<TestPoint> = (0..20_i64)
@@ -288,9 +424,12 @@ mod tests {
             .collect();
         points.push(TestPoint::gauge("m", "other", 20, 0.0));
         let batch = metrics_batch(&points);
-        let idx = UInt32Array::from_iter_values((0..21_u32).rev());
-        let ours = take_rows(&batch, &idx).expect("take_rows");
-        assert_eq!(ours, take_record_batch(&batch, &idx).expect("take"));
+        let rows: Vec<u32> = (0..21).rev().collect();
+        let order: Vec<(usize, usize)> = rows.iter().map(|&r| (0, r as usize)).collect();
+        let ours = take_rows_from(&batch.schema(), std::slice::from_ref(&batch), &order)
+            .expect("take_rows_from");
+        let arrows = take_record_batch(&batch, &UInt32Array::from(rows)).expect("take");
+        assert_eq!(ours, arrows);
         let kept = |name: &str| {
             let (a, b) = (batch.column_by_name(name), ours.column_by_name(name));
             let (a, b) = (a.expect("in"), b.expect("out"));
@@ -305,6 +444,52 @@ mod tests {
         assert!(!kept("value"), "0.0 and -0.0 differ");
         for name in ["count", "bounds"] {
             assert_eq!(batch.column_by_name(name).expect(name).null_count(), 21);
+        }
+    }
+
+    /// Columns constant within each batch but different between batches (`kind` gauge then
+    /// sum, `temporality` null then cumulative, `monotonic` null then true) come out row by
+    /// row; columns constant across all batches (`unit`, `scope`, `metric`, all-null
+    /// histogram columns) still equal Arrow's `interleave`, also taking fewer rows than any
+    /// batch holds and more than one does.
+    #[test]
+    fn constants_that_differ_between_batches() {
+        let gauges = metrics_batch(
+            &(0..6)
+                .map(|i| TestPoint::gauge("m", "svc", i, 1.0))
+                .collect::<Vec<_>>(),
+        );
+        let sums = metrics_batch(
+            &(0..4)
+                .map(|i| TestPoint::gauge("m", "svc", i, 2.0).counter())
+                .collect::<Vec<_>>(),
+        );
+        let batches = [gauges, sums];
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        let orders: [&[(usize, usize)]; 3] = [
+            &[
+                (1, 0),
+                (0, 0),
+                (1, 3),
+                (0, 5),
+                (0, 1),
+                (1, 1),
+                (0, 2),
+                (1, 2),
+                (0, 3),
+                (0, 4),
+            ],
+            &[(0, 4), (0, 1), (1, 2)],
+            &[(1, 1), (1, 0), (1, 2), (1, 3), (1, 0), (1, 1), (1, 3)],
+        ];
+        for order in orders {
+            let ours =
+                take_rows_from(&batches[0].schema(), &batches, order).expect("take_rows_from");
+            assert_eq!(
+                ours,
+                interleave_record_batch(&refs, order).expect("interleave")
+            );
+            assert_valid(&ours);
         }
     }
 }
