@@ -24,7 +24,7 @@ pub(crate) const LIST_ITEM_BYTES: usize = 8;
 const BATCH_OVERHEAD: usize = 8 * 1024;
 
 /// Upper-bound-ish sizes of one request's columns.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Capacity {
     /// Datapoints.
     pub rows: usize,
@@ -81,16 +81,20 @@ fn resource_bytes<'a, N: Nested<'a>>(
     attrs: impl Iterator<Item = Attr<'a, N>>,
     max: usize,
 ) -> usize {
-    attrs
-        .map(|(key, value)| {
-            key.len()
-                + match value {
-                    None => 0,
-                    Some(Val::Str(s)) => s.len(),
-                    Some(v) => rendered_len(v, max).unwrap_or(max),
-                }
-        })
-        .sum()
+    attrs.map(|attr| resource_attr_bytes(attr, max)).sum()
+}
+
+/// [`resource_bytes`] of one attribute.
+pub(crate) fn resource_attr_bytes<'a, N: Nested<'a>>(
+    (key, value): Attr<'a, N>,
+    max: usize,
+) -> usize {
+    key.len()
+        + match value {
+            None => 0,
+            Some(Val::Str(s)) => s.len(),
+            Some(v) => rendered_len(v, max).unwrap_or(max),
+        }
 }
 
 /// Parsed size of an attribute list of `len` entries: the `KeyValue`s and their strings.

@@ -6,7 +6,8 @@
 //! the row logic below is written once and monomorphised for each.
 //!
 //! Two passes: [`capacity`] counts rows, map entries, bytes and list items to size every
-//! builder; the decode pass validates each datapoint completely ([`validate`], attribute limits)
+//! builder (for protobuf bodies the structural [`wire::check`] counts the same as it walks);
+//! the decode pass validates each datapoint completely ([`validate`], attribute limits)
 //! before appending it, so a rejected point leaves no partial row. Resource attributes are
 //! validated, rendered and hashed once per `ResourceMetrics`.
 
@@ -210,8 +211,8 @@ pub fn decode_protobuf_at(body: &[u8], limits: &DecodeLimits, now: i64) -> Resul
 /// # Errors
 /// [`Error::InvalidProtobuf`] when `body` does not decode.
 pub fn estimated_memory_protobuf(body: &[u8], limits: &DecodeLimits) -> Result<usize> {
-    Ok(match wire::check(body)? {
-        wire::Checked::Clean => wire_capacity(body, limits).memory_bytes(),
+    Ok(match wire::check(body, limits.max_attribute_value_bytes)? {
+        wire::Checked::Clean(cap) => cap.memory_bytes(),
         wire::Checked::NeedsMerge => estimated_memory(&merged(body)?, limits),
     })
 }
@@ -229,16 +230,18 @@ pub fn decode_protobuf_reserving(
     now: i64,
     reserve: impl FnMut(usize) -> Result<()>,
 ) -> Result<Decoded> {
-    match wire::check(body)? {
-        wire::Checked::Clean => {
-            let cap = wire_capacity(body, limits);
+    // The check counts the body too: no separate counting pass over the bytes.
+    match wire::check(body, limits.max_attribute_value_bytes)? {
+        wire::Checked::Clean(cap) => {
             decode_view::<wire::Wire>(wire::resources(body), cap, limits, now, reserve)
         }
         wire::Checked::NeedsMerge => decode_reserving(&merged(body)?, limits, now, reserve),
     }
 }
 
-/// The counting pass over a checked body; the body stands for the message.
+/// The counting pass of the views over a checked body, the body standing for the message:
+/// what [`wire::check`] counts (kept to test it).
+#[cfg(test)]
 fn wire_capacity(body: &[u8], limits: &DecodeLimits) -> Capacity {
     let mut cap =
         Capacity::of::<wire::Wire>(wire::resources(body), limits.max_attribute_value_bytes);

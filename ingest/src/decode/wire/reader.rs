@@ -54,6 +54,12 @@ impl<'a> Reader<'a> {
         self.buf.is_empty()
     }
 
+    /// Bytes left to read.
+    #[cfg(test)]
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
     /// A varint of at most 10 bytes whose 10th byte is 0 or 1 (prost's rule).
     #[inline(always)]
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {

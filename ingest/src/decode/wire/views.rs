@@ -48,7 +48,7 @@ fn any_value(body: &[u8]) -> Option<WVal<'_>> {
 
 /// A `KeyValue`.
 #[inline]
-fn key_value(body: &[u8]) -> Attr<'_, WireNested<'_>> {
+pub(crate) fn key_value(body: &[u8]) -> Attr<'_, WireNested<'_>> {
     if let Some((key, value)) = string_kv(body) {
         return (utf8(key), Some(Val::Str(utf8(value))));
     }
@@ -153,7 +153,7 @@ impl<'a> View<'a> for Wire {
 /// [`crate::decode::capacity::attr_bytes`] of one `KeyValue`, from its raw bytes (no UTF-8
 /// check: the body was checked).
 #[inline]
-fn raw_attr_bytes(kv: &[u8]) -> usize {
+pub(crate) fn raw_attr_bytes(kv: &[u8]) -> usize {
     if let Some((key, value)) = string_kv(kv) {
         return key.len() + value.len();
     }
