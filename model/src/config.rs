@@ -204,7 +204,7 @@ pub enum WalCompression {
     #[default]
     Auto,
     /// LZ4 frames: the least CPU, ~100 bytes per loadgen datapoint; OTLP/HTTP protobuf
-    /// requests are logged as received instead (~113 bytes, no encode).
+    /// requests are logged as received instead (~120 bytes a loadgen datapoint, no encode).
     Lz4,
     /// zstd level 1: ~40% smaller records for about twice the encode CPU.
     Zstd,

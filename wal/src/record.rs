@@ -24,7 +24,7 @@ pub(crate) const SOURCE_TAG: [u8; 4] = *b"PXS1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Codec {
     /// LZ4 frames: the least CPU (on loadgen batches ~130 µs per 1,000 rows, ~97 bytes a row).
-    /// A batch given with its source (an OTLP protobuf body, ~113 bytes a datapoint) is logged
+    /// A batch given with its source (an OTLP protobuf body, ~120 bytes a loadgen datapoint) is logged
     /// as that source, uncompressed: a copy instead of an encode and a compression pass.
     #[default]
     Lz4,
