@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A short load run for profiling and A/B checks (not the reported benchmark: use e2e.sh):
 # starts `phoenix serve` (release build, embedded default or $CONFIG) on spare ports, runs
-# `phoenix loadgen` over OTLP/HTTP, and prints the loadgen report, the server's CPU seconds and
+# `phoenix loadgen` over OTLP/HTTP (or gRPC), and prints the loadgen report, the server's CPU seconds and
 # peak RSS, and its refusal, WAL and checkpoint counters.
 #
 # Usage: benches/quick.sh RATE DURATION SERIES [key=value ...]   (extra `--set` for serve)
 # Environment: CONFIG (config file), MIX (loadgen --mix, default gauge=100), BIN (phoenix binary),
+#   PROTOCOL (http or grpc, default http),
 #   PERF=1 (perf record the server for PDUR seconds after a 6 s warm-up, to $work/perf.data;
 #   PERF_HZ sets the frequency, PERF_CG the call-graph flag, e.g. "--call-graph dwarf"),
 #   KEEP=1 (keep the work folder, printed as work=).
@@ -21,7 +22,8 @@ for s in "$@"; do sets+=(--set "$s"); done
 trap 'kill "$S" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf 127.0.0.1:28080/health >/dev/null && break; sleep 0.1; done
 c0=$(awk '{print $14+$15}' "/proc/$S/stat")
-"$BIN" loadgen --endpoint http://127.0.0.1:24318 --protocol http --rate "$RATE" --series "$SERIES" \
+port=24318; [[ "${PROTOCOL:-http}" == grpc ]] && port=24317
+"$BIN" loadgen --endpoint "http://127.0.0.1:$port" --protocol "${PROTOCOL:-http}" --rate "$RATE" --series "$SERIES" \
     --duration "$DUR" --connections 8 --batch-size 1000 --mix "${MIX:-gauge=100}" >"$W/loadgen.out" 2>&1 &
 L=$!
 if [[ -n "${PERF:-}" ]]; then

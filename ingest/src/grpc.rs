@@ -4,23 +4,23 @@
 //! on the message as received *and* while decompressing (its gzip output buffer is capped at
 //! the limit), so a gzip bomb is cut off without inflating past the limit.
 //!
-//! A front layer ([`Front`]) charges the memory budget before tonic reads the message, and
-//! fixes the codes of errors tonic answers without the handler.
+//! The service takes the message as bytes (see [`MetricsServer`]) and decodes it with the same
+//! zero-copy decoder as OTLP/HTTP protobuf. A front layer ([`Front`]) charges the memory budget
+//! before tonic reads the message, and fixes the codes of errors tonic answers without the
+//! handler.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use bytes::Buf;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{Body, BoxFuture, Service, StdError};
+use tonic::server::{NamedService, UnaryService};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -50,57 +50,162 @@ pub async fn serve_grpc(
 }
 
 /// The metrics service with compression, limits, admission and error mapping configured.
-fn grpc_service(receiver: Arc<Receiver>) -> Front<MetricsServiceServer<MetricsGrpc>> {
-    let max = receiver.max_body_bytes();
-    let server = MetricsServiceServer::new(MetricsGrpc {
-        receiver: Arc::clone(&receiver),
-    })
-    .accept_compressed(CompressionEncoding::Gzip)
-    .send_compressed(CompressionEncoding::Gzip)
-    .max_decoding_message_size(max);
-    Front::new(server, receiver)
+fn grpc_service(receiver: Arc<Receiver>) -> Front<MetricsServer> {
+    Front::new(MetricsServer::new(Arc::clone(&receiver)), receiver)
 }
 
-struct MetricsGrpc {
+/// The OTLP metrics service over raw message bytes: tonic hands the handler the protobuf
+/// message as received (decompressed), which the zero-copy decoder reads in place and the WAL
+/// may log as it is, as for OTLP/HTTP protobuf; prost's generated service would parse it into
+/// a message tree first (`otlp_decode`: ~1.7× the time per request).
+#[derive(Clone)]
+pub(crate) struct MetricsServer {
     receiver: Arc<Receiver>,
 }
 
-#[tonic::async_trait]
-impl MetricsService for MetricsGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> std::result::Result<Response<ExportMetricsServiceResponse>, Status> {
-        let start = Instant::now();
-        if let Some(h) = request.extensions().get::<Handled>() {
-            h.0.store(true, Ordering::Relaxed);
+impl MetricsServer {
+    fn new(receiver: Arc<Receiver>) -> Self {
+        Self { receiver }
+    }
+}
+
+impl NamedService for MetricsServer {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+}
+
+/// The one method's path.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+impl<B> Service<http::Request<B>> for MetricsServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != EXPORT_PATH {
+            return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
         }
-        let admitted = request.extensions().get::<Admitted>().cloned();
-        let req = request.into_inner();
-        // The handler only sees the decoded message; its encoded size is the body size.
-        let body_bytes = req.encoded_len();
-        metrics::request_bytes(Protocol::Grpc, body_bytes);
-        let span = tracing::debug_span!("otlp_grpc_export");
-        let result = async {
-            // Served without the front layer (not in Phoenix): admit here.
-            let charge = match admitted {
-                Some(a) => a.0,
-                None => Arc::new(self.receiver.admit(body_bytes, false).await?),
-            };
-            self.receiver.export(Protocol::Grpc, &req, &charge).await
-        }
-        .instrument(span)
-        .await;
-        let (label, answer) = match result {
-            Ok(outcome) => ("ok", Ok(Response::new(outcome.response()))),
-            Err(e) => {
-                let (reason, status) = status_of(e);
-                metrics::request_rejected(Protocol::Grpc, reason);
-                (code_label(status.code()), Err(status))
-            }
+        let max = self.receiver.max_body_bytes();
+        let export = Export(Arc::clone(&self.receiver));
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(max);
+            Ok(grpc.unary(export, req).await)
+        })
+    }
+}
+
+/// The `Export` method.
+struct Export(Arc<Receiver>);
+
+impl UnaryService<bytes::Bytes> for Export {
+    type Response = ExportMetricsServiceResponse;
+    type Future = BoxFuture<Response<Self::Response>, Status>;
+
+    fn call(&mut self, request: Request<bytes::Bytes>) -> Self::Future {
+        let receiver = Arc::clone(&self.0);
+        Box::pin(async move { export(&receiver, request).await })
+    }
+}
+
+/// Decodes, validates and hands one export to the pipeline; answers with the outcome.
+async fn export(
+    receiver: &Receiver,
+    request: Request<bytes::Bytes>,
+) -> std::result::Result<Response<ExportMetricsServiceResponse>, Status> {
+    let start = Instant::now();
+    if let Some(h) = request.extensions().get::<Handled>() {
+        h.0.store(true, Ordering::Relaxed);
+    }
+    let admitted = request.extensions().get::<Admitted>().cloned();
+    let body = request.into_inner();
+    metrics::request_bytes(Protocol::Grpc, body.len());
+    let span = tracing::debug_span!("otlp_grpc_export");
+    let result = async {
+        // Served without the front layer (not in Phoenix): admit here.
+        let charge = match admitted {
+            Some(a) => a.0,
+            None => Arc::new(receiver.admit(body.len(), false).await?),
         };
-        metrics::request(Protocol::Grpc, label, start.elapsed());
-        answer
+        receiver
+            .export_protobuf(Protocol::Grpc, &body, &charge)
+            .await
+    }
+    .instrument(span)
+    .await;
+    let (label, answer) = match result {
+        Ok(outcome) => ("ok", Ok(Response::new(outcome.response()))),
+        Err(e) => {
+            let (reason, status) = status_of(e);
+            metrics::request_rejected(Protocol::Grpc, reason);
+            (code_label(status.code()), Err(status))
+        }
+    };
+    metrics::request(Protocol::Grpc, label, start.elapsed());
+    answer
+}
+
+/// Requests stay bytes; responses are prost messages.
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = ExportMetricsServiceResponse;
+    type Decode = bytes::Bytes;
+    type Encoder = ResponseEncoder;
+    type Decoder = BytesDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ResponseEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesDecoder
+    }
+}
+
+/// Encodes the export response.
+struct ResponseEncoder;
+
+impl Encoder for ResponseEncoder {
+    type Item = ExportMetricsServiceResponse;
+    type Error = Status;
+
+    fn encode(
+        &mut self,
+        item: Self::Item,
+        buf: &mut EncodeBuf<'_>,
+    ) -> std::result::Result<(), Status> {
+        item.encode(buf)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
+    }
+}
+
+/// Takes the request message's bytes as they are.
+struct BytesDecoder;
+
+impl Decoder for BytesDecoder {
+    type Item = bytes::Bytes;
+    type Error = Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut DecodeBuf<'_>,
+    ) -> std::result::Result<Option<bytes::Bytes>, Status> {
+        let n = buf.remaining();
+        Ok(Some(buf.copy_to_bytes(n)))
     }
 }
 

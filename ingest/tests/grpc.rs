@@ -187,7 +187,8 @@ async fn oversized_is_resource_exhausted() {
     s.stop().await;
 }
 
-/// An undecodable message is INVALID_ARGUMENT (tonic's INTERNAL is remapped).
+/// An undecodable message is INVALID_ARGUMENT: a truncated one from the decoder, bad gzip from
+/// tonic (whose INTERNAL is remapped).
 #[tokio::test]
 async fn garbage_is_invalid_argument() {
     let s = start(true, config(1 << 20)).await;
@@ -223,7 +224,8 @@ async fn shutdown_finishes_in_flight() {
     assert_eq!(edge.rows(), 3);
 }
 
-/// gRPC errors answered by tonic before the handler are counted too.
+/// Rejected requests are counted whether the handler answers them (an undecodable message) or
+/// tonic does before it (bad gzip).
 #[tokio::test]
 async fn metrics_are_counted() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
@@ -234,6 +236,10 @@ async fn metrics_are_counted() {
     assert_serving(&s).await;
     assert_eq!(
         raw_export(&s, b"\xff\xff".to_vec(), false).await,
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        raw_export(&s, b"not gzip".to_vec(), true).await,
         Code::InvalidArgument
     );
     s.stop().await;
@@ -247,7 +253,7 @@ async fn metrics_are_counted() {
     let req_rejected = "phoenix_ingest_requests_rejected_total";
     assert_eq!(
         sample(&text, req_rejected, &[grpc, ("reason", "invalid_body")]),
-        Some(1.0)
+        Some(2.0)
     );
     let requests = "phoenix_ingest_requests_total";
     assert_eq!(
@@ -256,6 +262,6 @@ async fn metrics_are_counted() {
     );
     assert_eq!(
         sample(&text, requests, &[grpc, ("status", "invalid_argument")]),
-        Some(1.0)
+        Some(2.0)
     );
 }

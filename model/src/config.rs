@@ -203,7 +203,7 @@ pub enum WalCompression {
     /// else `lz4`.
     #[default]
     Auto,
-    /// LZ4 frames: the least CPU, ~100 bytes per loadgen datapoint; OTLP/HTTP protobuf
+    /// LZ4 frames: the least CPU, ~100 bytes per loadgen datapoint; OTLP protobuf (gRPC, HTTP)
     /// requests are logged as received instead (~120 bytes a loadgen datapoint, no encode).
     Lz4,
     /// zstd level 1: ~40% smaller records for about twice the encode CPU.
