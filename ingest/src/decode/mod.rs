@@ -1,8 +1,8 @@
 //! OTLP `ExportMetricsServiceRequest` → one Arrow batch in [`phoenix_model::metrics_schema`].
 //!
 //! The request is read through borrowed views ([`view`]): either the prost message tree
-//! ([`decode`], for OTLP/JSON and gRPC) or the serialized protobuf bytes read in place
-//! ([`decode_protobuf`], for OTLP/HTTP protobuf; see [`wire`]). Both give identical outcomes;
+//! ([`decode`], for OTLP/JSON) or the serialized protobuf bytes read in place
+//! ([`decode_protobuf`], for OTLP/gRPC and OTLP/HTTP protobuf; see [`wire`]). Both give identical outcomes;
 //! the row logic below is written once and monomorphised for each.
 //!
 //! Two passes: [`capacity`] counts rows, map entries, bytes and list items to size every
