@@ -1,8 +1,11 @@
 //! OTLP/gRPC receiver: `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`.
 //!
-//! gzip is accepted and sent. tonic enforces `max_body_bytes` (as `max_decoding_message_size`)
-//! on the message as received *and* while decompressing (its gzip output buffer is capped at
-//! the limit), so a gzip bomb is cut off without inflating past the limit.
+//! gzip is accepted. tonic enforces `max_body_bytes` (as `max_decoding_message_size`) on the
+//! message as received *and* while decompressing (its gzip output buffer is capped at the
+//! limit), so a gzip bomb is cut off without inflating past the limit. Responses go
+//! uncompressed even to clients that accept gzip: they are a few bytes, and gzipping one costs
+//! a fresh deflate state (1.4% of the server's CPU at 0.95M datapoints/s over gRPC) to save
+//! nothing.
 //!
 //! The service takes the message as bytes (see [`MetricsServer`]) and decodes it with the same
 //! zero-copy decoder as OTLP/HTTP protobuf. A front layer ([`Front`]) charges the memory budget
@@ -101,7 +104,6 @@ where
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(max);
             Ok(grpc.unary(export, req).await)
         })
