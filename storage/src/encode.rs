@@ -506,24 +506,11 @@ mod tests {
 
     /// `batch` with attribute maps of `row % 4` entries, every third value null.
     fn null_valued_attributes(batch: &RecordBatch) -> RecordBatch {
-        use arrow::array::{MapBuilder, StringBuilder};
-        let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-        for row in 0..batch.num_rows() {
-            for k in 0..row % 4 {
-                b.keys().append_value(format!("k{k}"));
-                if (row + k) % 3 == 0 {
-                    b.values().append_null();
-                } else {
-                    b.values().append_value(format!("n{row}.{k}"));
-                }
-            }
-            b.append(true).expect("map row");
-        }
         let mut columns = batch.columns().to_vec();
         columns[batch
             .schema()
             .index_of(col::ATTRIBUTES)
-            .expect("attributes")] = std::sync::Arc::new(b.finish());
+            .expect("attributes")] = crate::testing::map_with_null_values(batch.num_rows(), "n");
         RecordBatch::try_new(batch.schema(), columns).expect("same schema")
     }
 

@@ -301,8 +301,8 @@ fn take_string_ranges(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{metrics_batch, TestPoint};
-    use arrow::array::{MapBuilder, StringBuilder, UInt32Array};
+    use crate::testing::{map_with_null_values, metrics_batch, TestPoint};
+    use arrow::array::UInt32Array;
     use arrow::compute::{interleave_record_batch, take, take_record_batch};
 
     /// Gauges `0..n` of one metric whose `i`th point has `i % 4` attributes.
@@ -317,23 +317,6 @@ mod tests {
             })
             .collect();
         metrics_batch(&points)
-    }
-
-    /// A map column of `rows` rows with `row % 4` entries each, every third value null.
-    fn map_with_null_values(rows: u32, tag: &str) -> ArrayRef {
-        let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-        for row in 0..rows {
-            for k in 0..(row % 4) {
-                b.keys().append_value(format!("k{k}"));
-                if (row + k) % 3 == 0 {
-                    b.values().append_null();
-                } else {
-                    b.values().append_value(format!("{tag}{row}.{k}"));
-                }
-            }
-            b.append(true).expect("map row");
-        }
-        Arc::new(b.finish())
     }
 
     fn assert_valid(batch: &RecordBatch) {

@@ -129,3 +129,21 @@ pub fn metrics_batch(points: &[TestPoint]) -> RecordBatch {
         .collect();
     RecordBatch::try_new(schema, columns).expect("batch matches metrics_schema")
 }
+
+/// A string map column of `rows` rows, row `r` with `r % 4` entries `k0..`, every third value
+/// null and the others `{tag}{r}.{k}`: maps of varying sizes with null values.
+pub fn map_with_null_values(rows: usize, tag: &str) -> ArrayRef {
+    let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for row in 0..rows {
+        for k in 0..row % 4 {
+            b.keys().append_value(format!("k{k}"));
+            if (row + k) % 3 == 0 {
+                b.values().append_null();
+            } else {
+                b.values().append_value(format!("{tag}{row}.{k}"));
+            }
+        }
+        b.append(true).expect("map row");
+    }
+    Arc::new(b.finish())
+}
