@@ -56,45 +56,46 @@ impl WalSender {
         Ok(())
     }
 
-    /// The edge's answer to a failed WAL append.
-    fn refusal(&self, e: phoenix_wal::Error) -> EdgeError {
-        match e {
+    /// Reserves room downstream, logs `batch` (or its `source`, see
+    /// [`Wal::append_source_then`]) and hands it on once durable.
+    async fn log_and_send(
+        &self,
+        batch: RecordBatch,
+        source: Option<Replayable>,
+    ) -> Result<(), EdgeError> {
+        let permit = self.inner.reserve().await?;
+        let forward = batch.clone();
+        let then = move |seq| permit.send(forward, Some(seq));
+        let logged = match source {
+            Some(s) => {
+                self.wal
+                    .append_source_then(&batch, s.header, s.body, then)
+                    .await
+            }
+            None => self.wal.append_then(&batch, then).await,
+        };
+        logged.map(|_| ()).map_err(|e| match e {
             phoenix_wal::Error::Full { .. } => EdgeError::Full {
                 retry_after: self.retry_after,
             },
             phoenix_wal::Error::Closed => EdgeError::Closed,
             other => EdgeError::Transport(other.to_string()),
-        }
+        })
     }
 }
 
 #[async_trait]
 impl EdgeSender for WalSender {
     async fn send(&self, batch: RecordBatch) -> Result<(), EdgeError> {
-        let permit = self.inner.reserve().await?;
-        let forward = batch.clone();
-        self.wal
-            .append_then(&batch, move |seq| permit.send(forward, Some(seq)))
-            .await
-            .map(|_| ())
-            .map_err(|e| self.refusal(e))
+        self.log_and_send(batch, None).await
     }
 
-    /// Logs the source in place of the batch (see [`Wal::append_source_then`]).
     async fn send_replayable(
         &self,
         batch: RecordBatch,
         source: Replayable,
     ) -> Result<(), EdgeError> {
-        let permit = self.inner.reserve().await?;
-        let forward = batch.clone();
-        self.wal
-            .append_source_then(&batch, source.header, source.body, move |seq| {
-                permit.send(forward, Some(seq))
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| self.refusal(e))
+        self.log_and_send(batch, Some(source)).await
     }
 
     fn queued(&self) -> usize {

@@ -2,8 +2,8 @@
 //!
 //! The request is read through borrowed views ([`view`]): either the prost message tree
 //! ([`decode`], for OTLP/JSON) or the serialized protobuf bytes read in place
-//! ([`decode_protobuf`], for OTLP/gRPC and OTLP/HTTP protobuf; see [`wire`]). Both give identical outcomes;
-//! the row logic below is written once and monomorphised for each.
+//! ([`decode_protobuf`], for OTLP/gRPC and OTLP/HTTP protobuf; see [`wire`]). Both give
+//! identical outcomes; the row logic below is written once and monomorphised for each.
 //!
 //! Two passes: [`capacity`] counts rows, map entries, bytes and list items to size every
 //! builder (for protobuf bodies the structural [`wire::check`] counts the same as it walks);
