@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, RecordBatch};
+use arrow::array::RecordBatch;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use object_store::memory::InMemory;
-use phoenix_benches::{gauge_batch, loadgen_batches, shift_time, INTERVAL_NS};
+use phoenix_benches::{gauge_batch, loadgen_batches, shift_time, with_random_values, INTERVAL_NS};
 use phoenix_storage::Storage;
 
 fn flush(c: &mut Criterion) {
@@ -20,15 +20,13 @@ fn flush(c: &mut Criterion) {
     let batches: Vec<_> = (0..scrapes)
         .map(|k| shift_time(&base, k as i64 * INTERVAL_NS))
         .collect();
-    let random = with_random_values(&batches);
+    let random = with_random_values(&batches, 42);
     // At 1M datapoints/s over 100k series a series sends every 100 ms; the default flush
     // limits (128 MiB of Arrow memory) close a flush after about half a million rows.
-    let e2e = with_random_values(&loadgen_batches(
-        100,
-        5,
-        1_700_000_000_000_000_000,
-        100_000_000,
-    ));
+    let e2e = with_random_values(
+        &loadgen_batches(100, 5, 1_700_000_000_000_000_000, 100_000_000),
+        42,
+    );
     let config = phoenix_model::config::StorageConfig {
         url: "memory://".into(),
         ..Default::default()
@@ -58,29 +56,6 @@ fn flush(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-/// `batches` with every `value` replaced by a full-precision random double (SplitMix64).
-fn with_random_values(batches: &[RecordBatch]) -> Vec<RecordBatch> {
-    let mut x = 42_u64;
-    let mut next = move || {
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) as f64 / u64::MAX as f64 * 100.0
-    };
-    batches
-        .iter()
-        .map(|b| {
-            let idx = b.schema().index_of("value").expect("value column");
-            let mut columns = b.columns().to_vec();
-            columns[idx] = Arc::new(Float64Array::from_iter_values(
-                (0..b.num_rows()).map(|_| next()),
-            ));
-            RecordBatch::try_new(b.schema(), columns).expect("same schema")
-        })
-        .collect()
 }
 
 criterion_group!(benches, flush);

@@ -191,6 +191,36 @@ pub fn loadgen_batches(
         .collect()
 }
 
+/// `batches` with every `value` replaced by a full-precision random double (SplitMix64 from
+/// `seed`).
+///
+/// # Panics
+/// If a batch lacks the `value` column of the metrics schema.
+pub fn with_random_values(
+    batches: &[arrow::record_batch::RecordBatch],
+    seed: u64,
+) -> Vec<arrow::record_batch::RecordBatch> {
+    let mut x = seed;
+    let mut next = move || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as f64 / u64::MAX as f64 * 100.0
+    };
+    batches
+        .iter()
+        .map(|b| {
+            let idx = b.schema().index_of("value").expect("value column");
+            let mut columns = b.columns().to_vec();
+            columns[idx] = std::sync::Arc::new(arrow::array::Float64Array::from_iter_values(
+                (0..b.num_rows()).map(|_| next()),
+            ));
+            arrow::record_batch::RecordBatch::try_new(b.schema(), columns).expect("same schema")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use arrow::compute::interleave_record_batch;
 use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -42,6 +41,7 @@ use crate::positions::{parse_positions, Stored};
 use crate::row_groups::RowGroupWriter;
 use crate::store::StoreReader;
 use crate::table::FileMeta;
+use crate::take_rows::take_rows_from;
 use crate::{Error, Result, Table, ACK_MAX_KEY, POSITIONS_KEY};
 
 /// Key-value metadata key of compacted files: the file names (in the same partition folder) of
@@ -493,9 +493,11 @@ impl Merge<'_> {
         cursors: &mut [Cursor],
         live: &[usize],
     ) -> Result<()> {
-        if !pending.is_empty() {
-            let refs: Vec<&RecordBatch> = self.sources.iter().collect();
-            let out = interleave_record_batch(&refs, pending)?;
+        let schema = self.sources.first().map(RecordBatch::schema);
+        if let (Some(schema), false) = (schema, pending.is_empty()) {
+            // The flush's gather: maps copied a row's entries at a time, and columns that
+            // are all null or constant (most of them for one kind of data) not gathered.
+            let out = take_rows_from(&schema, &self.sources, pending)?;
             output.file.write(&out)?;
             output.upload_written(self.handle)?;
             pending.clear();
