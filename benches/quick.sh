@@ -36,7 +36,7 @@ curl -s 127.0.0.1:28080/metrics >"$W/metrics.txt"
 rss=$(awk '/VmHWM/{print $2}' "/proc/$S/status")
 kill -TERM "$S"; wait "$S" || true
 tail -1 "$W/loadgen.out"
-echo "server_cpu_s=$(( (c1 - c0) / 100 )) peak_rss_mib=$(( rss / 1024 )) work=$W"
+echo "server_cpu_s=$(awk -v t=$(( c1 - c0 )) 'BEGIN{printf "%.2f", t / 100}') peak_rss_mib=$(( rss / 1024 )) work=$W"
 grep -E "^phoenix_(ingest_requests_rejected_total|wal_bytes |checkpoint_bytes|checkpoints_written_total|checkpoint_duration_seconds_sum)" \
     "$W/metrics.txt" || true
 # The data is kept only for a perf profile or when asked (KEEP=1).

@@ -186,6 +186,9 @@ pub struct StorageConfig {
     pub wal_segment_bytes: u64,
     /// Compression of WAL records: `auto`, `lz4` or `zstd`.
     pub wal_compression: WalCompression,
+    /// Write WAL segments with `O_DIRECT` (whole blocks, no page-cache copy); falls back to
+    /// buffered writes where the filesystem refuses it.
+    pub wal_direct_io: bool,
     /// Stateful processors (rollups, downsampling) save their state under
     /// `data_dir/checkpoints` this often, so the WAL keeps only the input since; 0 turns
     /// checkpoints off (the WAL then keeps everything a window holds).
@@ -273,6 +276,7 @@ impl Default for StorageConfig {
             wal_max_bytes: 4 * 1024 * 1024 * 1024,
             wal_segment_bytes: 64 * 1024 * 1024,
             wal_compression: WalCompression::Auto,
+            wal_direct_io: true,
             checkpoint_interval_secs: 5,
             compaction: CompactionConfig::default(),
         }

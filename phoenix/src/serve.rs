@@ -279,6 +279,7 @@ fn open_wal(config: &Config) -> Result<Option<Opened>, Failure> {
         sources: Some(SourceDecoder(Arc::new(
             phoenix_ingest::replay::decode_source,
         ))),
+        direct_io: config.storage.wal_direct_io,
     })
     .with_context(|| format!("opening the WAL in {}", dir.display()))?;
     for problem in &opened.report.problems {

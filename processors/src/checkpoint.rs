@@ -15,7 +15,13 @@
 //! File layout: `magic (8) | position u64 LE | config_len u32 LE | config (JSON of the
 //! processor's config) | state | state_len u64 LE | crc32 u32 LE` (over everything before
 //! it). The state is streamed into the file as it is encoded, so saving a large state needs
-//! no second copy of it in memory.
+//! no encoded copy of it in memory.
+//!
+//! Encoding a large state takes hundreds of milliseconds, during which the stage would read
+//! nothing and its input would fill. So a processor that offers a [`Processor::snapshot`]
+//! (a copy of its state, taken in a few milliseconds) has it written on the blocking pool
+//! while the stage goes on; the checkpoint covers its position only once the file is
+//! durable. One save is in flight at a time.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -217,6 +223,7 @@ struct CheckpointMetrics {
     bytes: metrics::Gauge,
     position: metrics::Gauge,
     duration: metrics::Histogram,
+    snapshot: metrics::Histogram,
 }
 
 impl CheckpointMetrics {
@@ -228,6 +235,7 @@ impl CheckpointMetrics {
             bytes: metrics::gauge!("phoenix_checkpoint_bytes", &l()),
             position: metrics::gauge!("phoenix_checkpoint_position", &l()),
             duration: metrics::histogram!("phoenix_checkpoint_duration_seconds", &l()),
+            snapshot: metrics::histogram!("phoenix_checkpoint_snapshot_duration_seconds", &l()),
         }
     }
 }
@@ -252,6 +260,16 @@ impl<W: Write> Write for CrcWriter<W> {
     }
 }
 
+/// A save being written on the blocking pool.
+struct Pending {
+    task: tokio::task::JoinHandle<Result<u64>>,
+    /// The input position the state it writes covers.
+    position: u64,
+    started: Instant,
+    /// Whether the state had changed without new input before this save took it.
+    changed: bool,
+}
+
 /// One stage's checkpoint: where it goes and what the durable one covers.
 pub(crate) struct StageCheckpoint {
     store: Checkpoints,
@@ -269,6 +287,8 @@ pub(crate) struct StageCheckpoint {
     not_before: Option<Instant>,
     /// Replayed deliveries up to here are in the restored state already.
     skip_upto: Option<u64>,
+    /// The save in flight, if any.
+    pending: Option<Pending>,
     /// Rows of a checkpoint written under other parameters, flushed at restore; the stage
     /// sends them first, with the position the checkpoint covers.
     pub carried: Option<RecordBatch>,
@@ -276,6 +296,23 @@ pub(crate) struct StageCheckpoint {
 }
 
 impl StageCheckpoint {
+    /// Checkpoints of processor `id`, whose config is `config` (JSON), none written yet.
+    pub(crate) fn new(store: &Checkpoints, id: &str, config: String) -> Self {
+        StageCheckpoint {
+            store: store.clone(),
+            id: id.to_string(),
+            config,
+            covered: None,
+            file: false,
+            changed: false,
+            not_before: None,
+            skip_upto: None,
+            pending: None,
+            carried: None,
+            metrics: CheckpointMetrics::new(id),
+        }
+    }
+
     /// How often to save.
     pub(crate) fn interval(&self) -> Duration {
         self.store.interval
@@ -301,45 +338,93 @@ impl StageCheckpoint {
     /// call [`StageCheckpoint::clear`] instead). Call only when every output the stage sent is
     /// stored downstream, since deliveries a restore skips must have nothing left to send.
     ///
-    /// The state is encoded straight into the file on this thread (the stage waits: its state
-    /// must not change meanwhile); on a multi-threaded runtime the worker's other tasks move
-    /// elsewhere for that time.
+    /// With a [`Processor::snapshot`], the copy is written on the blocking pool and
+    /// [`StageCheckpoint::settle`] records the outcome; does nothing while a save is in
+    /// flight. Without one, the state is encoded straight into the file on this thread (the
+    /// stage waits: its state must not change meanwhile); on a multi-threaded runtime the
+    /// worker's other tasks move elsewhere for that time.
     pub(crate) fn save(&mut self, processor: &dyn Processor, last: u64) {
-        if self.covered == Some(last) && !self.changed {
+        if self.pending.is_some() || (self.covered == Some(last) && !self.changed) {
             return;
         }
         let started = Instant::now();
         if self.not_before.is_some_and(|t| started < t) {
             return;
         }
-        let write = || {
-            self.store.save_with(&self.id, last, &self.config, |w| {
-                processor.checkpoint(w).unwrap_or_else(|| {
-                    Err(Error::Checkpoint(
-                        "the processor keeps no checkpoints".into(),
-                    ))
+        // The state saved is this one: only a change from here on needs another save.
+        let changed = std::mem::take(&mut self.changed);
+        let runtime = tokio::runtime::Handle::try_current();
+        let (Some(snapshot), Ok(runtime)) = (processor.snapshot(), &runtime) else {
+            let write = || {
+                self.store.save_with(&self.id, last, &self.config, |w| {
+                    processor.checkpoint(w).unwrap_or_else(|| {
+                        Err(Error::Checkpoint(
+                            "the processor keeps no checkpoints".into(),
+                        ))
+                    })
                 })
-            })
+            };
+            let written = match runtime.map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(write)
+                }
+                _ => write(),
+            };
+            return self.record(last, started, changed, written);
         };
-        let written = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
-            _ => write(),
+        self.metrics.snapshot.record(started.elapsed());
+        let (store, id, config) = (self.store.clone(), self.id.clone(), self.config.clone());
+        let task = runtime.spawn_blocking(move || store.save_with(&id, last, &config, snapshot));
+        self.pending = Some(Pending {
+            task,
+            position: last,
+            started,
+            changed,
+        });
+    }
+
+    /// Whether a save is in flight.
+    pub(crate) fn saving(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Waits for the save in flight, if any, and records how it went: from then on a
+    /// successful one covers its position. Cancel-safe: dropped before the save ends, it
+    /// leaves the save in flight.
+    pub(crate) async fn settle(&mut self) {
+        let Some(pending) = self.pending.as_mut() else {
+            return;
         };
+        let written = (&mut pending.task)
+            .await
+            .unwrap_or_else(|e| Err(Error::Checkpoint(format!("checkpoint task: {e}"))));
+        if let Some(p) = self.pending.take() {
+            self.record(p.position, p.started, p.changed, written);
+        }
+    }
+
+    /// Records the outcome of a save of the state at `last` begun at `started`; `changed`:
+    /// whether the state had changed without input before it was taken.
+    fn record(&mut self, last: u64, started: Instant, changed: bool, written: Result<u64>) {
         match written {
             Ok(bytes) => {
                 self.covered = Some(last);
                 self.file = true;
-                self.changed = false;
                 self.metrics.written.increment(1);
                 self.metrics.bytes.set(bytes as f64);
                 self.metrics.position.set(last as f64);
                 let took = started.elapsed();
                 self.metrics.duration.record(took);
-                // At most about 5% of the stage's time goes to saving.
+                // At most about 5% of the time goes to saving (stalled, or, written on the
+                // blocking pool, a core's share).
                 self.not_before = Some(Instant::now() + took * SAVE_SPACING);
                 tracing::debug!(position = last, bytes, "Checkpoint written.");
             }
             Err(error) => {
+                // The change is still unsaved; and a failure after the rename may have left
+                // a new file, which `clear` must then remove.
+                self.changed |= changed;
+                self.file = true;
                 self.metrics.failed.increment(1);
                 tracing::warn!(%error, "Checkpoint not written; the WAL keeps the held input.");
             }
@@ -353,7 +438,9 @@ impl StageCheckpoint {
     }
 
     /// Removes the file: the processor holds nothing (its state was emitted and stored).
+    /// Waits first for the save in flight, which would otherwise bring the file back.
     pub(crate) async fn clear(&mut self) {
+        self.settle().await;
         if !self.file {
             return;
         }
@@ -382,18 +469,7 @@ pub(crate) fn restore(
     if processor.checkpoint(&mut std::io::sink()).is_none() {
         return Ok(None);
     }
-    let mut ck = StageCheckpoint {
-        store: store.clone(),
-        id: id.to_string(),
-        config: params_json(params)?,
-        covered: None,
-        file: false,
-        changed: false,
-        not_before: None,
-        skip_upto: None,
-        carried: None,
-        metrics: CheckpointMetrics::new(id),
-    };
+    let mut ck = StageCheckpoint::new(store, id, params_json(params)?);
     let saved = match store.load(id) {
         Ok(Some(saved)) => saved,
         Ok(None) => return Ok(Some(ck)),
@@ -495,6 +571,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::gated::{Gate, Gated};
 
     fn store(dir: &Path) -> Checkpoints {
         let resume = Resume {
@@ -543,6 +620,82 @@ mod tests {
         }
         fs::write(&path, &good[..good.len() - 3]).expect("write");
         assert!(s.load("a/b").is_err(), "a cut tail went unnoticed");
+    }
+
+    /// One held batch at position 1 in a [`Gated`] processor.
+    fn holding_one(snapshots: bool) -> (Gated, Gate) {
+        let (mut p, gate) = Gated::new(snapshots);
+        let b = crate::testing::batch(&[crate::testing::Row::gauge("m", "s", 1, 1.0)]);
+        p.process_at(b, 1).expect("processes");
+        (p, gate)
+    }
+
+    /// `clear` waits for the save in flight before removing the file, so that save cannot
+    /// bring back, after the clear, a file holding windows already emitted.
+    #[tokio::test]
+    async fn clear_waits_for_the_save_in_flight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        let (p, mut gate) = holding_one(true);
+        let mut ck = StageCheckpoint::new(&s, "rollup", "{}".into());
+        ck.save(&p, 1);
+        assert!(ck.saving(), "written off this task");
+        assert_eq!(gate.next_save().await, 1);
+        let open = gate.open.clone();
+        let opener = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            open.send(()).expect("gate open");
+        });
+        ck.clear().await;
+        assert!(!ck.saving(), "the save ended before the clear");
+        assert_eq!(
+            s.load("rollup").expect("load"),
+            None,
+            "the file it wrote is removed"
+        );
+        opener.join().expect("opener");
+    }
+
+    /// A state change while a save is in flight is not taken as saved when that save ends:
+    /// the next save rewrites the file at the same position.
+    #[tokio::test]
+    async fn change_during_a_save_is_saved_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        let (p, mut gate) = holding_one(true);
+        let mut ck = StageCheckpoint::new(&s, "rollup", "{}".into());
+        ck.save(&p, 1);
+        assert_eq!(gate.next_save().await, 1);
+        ck.state_changed();
+        gate.open.send(()).expect("gate open");
+        ck.settle().await;
+        assert_eq!(ck.uncovered(1), 2, "the save covers position 1");
+        ck.not_before = None;
+        ck.save(&p, 1);
+        assert!(ck.saving(), "the changed state is saved again");
+        gate.open.send(()).expect("gate open");
+        ck.settle().await;
+        ck.not_before = None;
+        ck.save(&p, 1);
+        assert!(!ck.saving(), "nothing changed since: no save");
+    }
+
+    /// A processor without snapshots is saved in place: the file covers the position as soon
+    /// as `save` returns.
+    #[tokio::test]
+    async fn processor_without_snapshots_is_saved_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        let (p, _gate) = holding_one(false);
+        let mut ck = StageCheckpoint::new(&s, "rollup", "{}".into());
+        ck.save(&p, 1);
+        assert!(!ck.saving());
+        assert_eq!(ck.uncovered(1), 2);
+        let saved = s.load("rollup").expect("load").expect("written");
+        assert_eq!(
+            (saved.position, saved.state),
+            (1, 1u64.to_le_bytes().to_vec())
+        );
     }
 
     /// A checkpoint joins the WAL only when every record after it can still be replayed.

@@ -127,7 +127,7 @@ impl Hasher for IdHasher {
 pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// Last point of a sum stream.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 struct SumStream {
     start: Option<i64>,
     time: i64,
@@ -136,7 +136,7 @@ struct SumStream {
 }
 
 /// Last point of a histogram stream.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct HistStream {
     start: Option<i64>,
     time: i64,
@@ -148,7 +148,7 @@ struct HistStream {
 }
 
 /// Per-stream cumulative → delta state; see the module docs for the rules.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct CumulativeState {
     initial: InitialValue,
     stale_after_ns: i64,

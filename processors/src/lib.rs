@@ -38,7 +38,7 @@ pub use error::{Error, Result};
 pub use fan_in::FanIn;
 pub use graph::{Graph, SinkEdge, DEFAULT_TABLE};
 pub use memory_edge::{memory_edge, EdgePermit, MemoryReceiver, MemorySender};
-pub use processor::{build_processor, Processor, Registration, REGISTRY};
+pub use processor::{build_processor, Processor, Registration, StateSnapshot, REGISTRY};
 pub use relay::RelayReceiver;
 pub use usage::{Flow, UsageRecorder, UsageTap};
 pub use wal_edge::{wal_edge, WalReceiver, WalSender};

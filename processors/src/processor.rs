@@ -10,6 +10,10 @@ use crate::{
     aggregate, anomaly, attributes, cardinality_limit, filter, sample, temporality, Error, Result,
 };
 
+/// A copy of a processor's held state that writes, on any thread, exactly the bytes
+/// [`Processor::checkpoint`] would have written for it.
+pub type StateSnapshot = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<()> + Send>;
+
 /// A step of the graph that turns one batch into another.
 ///
 /// Stateless processors implement [`Processor::process`] only. A stateful one (windows,
@@ -19,7 +23,8 @@ use crate::{
 /// memory; [`Processor::flush`] emits everything at shutdown, and [`Processor::tick`] lets it
 /// emit on the wall clock when the input is idle. A processor that holds input for long
 /// (windows) also implements [`Processor::checkpoint`] and [`Processor::restore`], so the
-/// stage can save its state and let the WAL go of what the state covers.
+/// stage can save its state and let the WAL go of what the state covers; one whose state is
+/// large also implements [`Processor::snapshot`], so the save is written off the stage's task.
 pub trait Processor: Send {
     /// Processes one batch in the metrics schema; the result may be empty.
     ///
@@ -64,6 +69,13 @@ pub trait Processor: Send {
     /// Writes its held state into `out`, for [`Processor::restore`] after a restart; `None`
     /// when it keeps no state worth saving (then its held input stays in the WAL).
     fn checkpoint(&self, _out: &mut dyn std::io::Write) -> Option<Result<()>> {
+        None
+    }
+
+    /// A copy of its held state that writes [`Processor::checkpoint`]'s bytes, so the stage
+    /// saves it on another thread while it goes on processing; `None` when it makes no copies
+    /// (the stage then writes [`Processor::checkpoint`] itself and waits for it).
+    fn snapshot(&self) -> Option<StateSnapshot> {
         None
     }
 

@@ -58,6 +58,14 @@ pub(crate) struct Stage {
     pub checkpoint: Option<StageCheckpoint>,
 }
 
+/// Waits for `checkpoint`'s save in flight to end and records it (see
+/// [`StageCheckpoint::settle`]).
+async fn settle(checkpoint: &mut Option<StageCheckpoint>) {
+    if let Some(ck) = checkpoint {
+        ck.settle().await;
+    }
+}
+
 /// Per-stage counters, resolved once.
 struct Counters {
     datapoints_in: metrics::Counter,
@@ -126,9 +134,16 @@ impl Stage {
             if !open && self.relay.all_closed() {
                 break;
             }
+            let in_flight = self
+                .checkpoint
+                .as_ref()
+                .is_some_and(StageCheckpoint::saving);
             tokio::select! {
                 biased;
                 () = self.relay.changed() => {}
+                // A save written off this task: once durable, the commits below may pass what
+                // it covers.
+                () = settle(&mut self.checkpoint), if in_flight => {}
                 _ = ticker.tick(), if open && ticking => {
                     self.tick(last, &mut pin, &counters).await;
                 }
@@ -168,8 +183,12 @@ impl Stage {
             .processor
             .as_ref()
             .is_none_or(|p| p.held_since().is_none());
-        if let (Some(ck), true) = (self.checkpoint.as_mut(), drained) {
-            ck.clear().await;
+        if let Some(ck) = self.checkpoint.as_mut() {
+            // No save outlives the stage, writing its file after the stage is gone.
+            ck.settle().await;
+            if drained {
+                ck.clear().await;
+            }
         }
         tracing::debug!("Stage stopped.");
     }
@@ -227,6 +246,10 @@ impl Stage {
         let Some(ck) = self.checkpoint.as_mut() else {
             return;
         };
+        // One save at a time; the next tick after it ends decides again.
+        if ck.saving() {
+            return;
+        }
         if !holds {
             return ck.clear().await;
         }
@@ -377,7 +400,9 @@ mod tests {
     use phoenix_model::{metrics_schema, EdgeError, EdgeSender};
 
     use super::*;
+    use crate::checkpoint::{Checkpoints, Resume};
     use crate::memory_edge::{memory_edge, MemoryReceiver};
+    use crate::testing::gated::Gated;
     use crate::testing::{batch, Row};
 
     /// Holds every batch until it has seen `release_after` of them, then emits them all.
@@ -476,6 +501,20 @@ mod tests {
         crate::relay::RelayReceiver,
         tokio::task::JoinHandle<()>,
     ) {
+        spawn_checkpointed(processor, tick_every, None)
+    }
+
+    /// As [`spawn_stage`], saving the processor's state through `checkpoint`.
+    fn spawn_checkpointed(
+        processor: Box<dyn Processor>,
+        tick_every: Duration,
+        checkpoint: Option<StageCheckpoint>,
+    ) -> (
+        crate::memory_edge::MemorySender,
+        Arc<Mutex<Vec<u64>>>,
+        crate::relay::RelayReceiver,
+        tokio::task::JoinHandle<()>,
+    ) {
         let (tx, rx) = memory_edge("in", 8, Duration::from_secs(1), Duration::from_secs(1));
         let commits = Arc::new(Mutex::new(Vec::new()));
         let mut relay = CommitRelay::default();
@@ -495,7 +534,7 @@ mod tests {
             relay,
             usage: None,
             tick_every,
-            checkpoint: None,
+            checkpoint,
         };
         (tx, commits, out_rx, tokio::spawn(stage.run()))
     }
@@ -653,5 +692,87 @@ mod tests {
             .await
             .expect("stage stops")
             .expect("stage task");
+    }
+
+    /// While a checkpoint is written off the stage's task, the stage keeps reading and
+    /// forwarding; held input is committed upstream only once the save is durable, and only
+    /// as far as the saved state covers.
+    #[tokio::test]
+    async fn stage_keeps_forwarding_while_a_checkpoint_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let resume = Resume {
+            first_replayed: None,
+            last_synced: 0,
+        };
+        let store = Checkpoints::new(dir.path(), Duration::from_millis(10), resume);
+        let (p, mut gate) = Gated::new(true);
+        let ck = StageCheckpoint::new(&store, "test", "{}".into());
+        let (tx, commits, mut out_rx, task) = spawn_checkpointed(Box::new(p), TICK_EVERY, Some(ck));
+        let last_commit = || commits.lock().expect("lock").last().copied();
+        let position = || store.load("test").expect("load").map(|s| s.position);
+
+        tx.send(one_row(1)).await.expect("room");
+        let d = recv(&mut out_rx).await;
+        assert_eq!((d.ack, d.batch.num_rows()), (AckToken(1), 0), "held");
+        out_rx.commit(AckToken(1)).await.expect("commit");
+        assert_eq!(gate.next_save().await, 1, "the state at 1");
+
+        // The save waits at the gate; deliveries go through meanwhile.
+        for n in 2..=3 {
+            tx.send(one_row(n as i64)).await.expect("room");
+            let d = recv(&mut out_rx).await;
+            assert_eq!(d.ack, AckToken(n), "forwarded during the save");
+            out_rx.commit(d.ack).await.expect("commit");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            last_commit().is_none_or(|c| c < 1),
+            "nothing is durable yet: position 1 is held"
+        );
+        assert_eq!(position(), None);
+
+        gate.open.send(()).expect("gate open");
+        for _ in 0..500 {
+            if last_commit() == Some(1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            last_commit(),
+            Some(1),
+            "the save covers 1; 2 and 3 are held"
+        );
+        assert_eq!(position(), Some(1));
+
+        assert_eq!(gate.next_save().await, 3, "the state at 3");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(last_commit(), Some(1), "not durable yet");
+        gate.open.send(()).expect("gate open");
+        for _ in 0..500 {
+            if last_commit() == Some(3) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(last_commit(), Some(3));
+        assert_eq!(position(), Some(3));
+
+        drop(tx);
+        assert!(recv_end(&mut out_rx).await, "nothing held at shutdown");
+        drop(out_rx);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stage stops")
+            .expect("stage task");
+        assert_eq!(position(), None, "a clean shutdown removes the file");
+    }
+
+    /// Whether `rx` closes within 5 s with nothing more on it.
+    async fn recv_end(rx: &mut impl EdgeReceiver) -> bool {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("edge closes in time")
+            .is_none()
     }
 }

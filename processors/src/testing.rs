@@ -13,6 +13,8 @@ use phoenix_model::series_id::series_id;
 
 use crate::columns::{f64s, string_map, strings, u64s};
 
+pub(crate) mod gated;
+
 /// Map entries as plain values.
 pub(crate) type Entries = Vec<(String, Option<String>)>;
 

@@ -150,6 +150,7 @@ mod tests {
             max_bytes: 1 << 30,
             codec: phoenix_wal::Codec::default(),
             sources: None,
+            direct_io: false,
         }
     }
 

@@ -11,8 +11,11 @@
 //! covers the seq bytes and the payload, and the payload is an Arrow IPC stream (buffers LZ4 or
 //! zstd compressed, per [`Codec`]) holding one batch, or a source record
 //! `"PXS1" | header_len u32 LE | header | body` that the caller's [`SourceDecoder`] turns back
-//! into the batch (an OTLP request as received: see [`Wal::append_source_then`]).
+//! into the batch (an OTLP request as received: see [`Wal::append_source_then`]). Segments are
+//! written with `O_DIRECT` in whole 4 KiB blocks (see [`WalOptions::direct_io`]), so a file may
+//! end with zero padding after its last record: a clean end, trimmed on open.
 
+mod direct;
 mod error;
 mod record;
 mod segment;

@@ -57,6 +57,13 @@ pub(crate) enum Payload {
 }
 
 impl Payload {
+    /// Bytes of the framed record: header and payload.
+    pub(crate) fn framed_len(&self) -> usize {
+        let mut len = HEADER_LEN;
+        self.for_each_part(|part| len += part.len());
+        len
+    }
+
     /// Calls `f` on each byte slice of the payload, in order.
     fn for_each_part(&self, mut f: impl FnMut(&[u8])) {
         match self {

@@ -62,8 +62,8 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Reads every segment in `dir`, cuts torn or corrupt tails, deletes empty segments but the
-/// newest.
+/// Reads every segment in `dir`, cuts torn or corrupt tails, trims zero padding after the last
+/// record (left by direct writes; not a problem), deletes empty segments but the newest.
 ///
 /// Sequence numbers never go back, even when every record was released: the newest segment's
 /// name (its first sequence number) is kept as a floor, because tables record the highest
@@ -88,6 +88,8 @@ pub(crate) fn recover(dir: &Path, sources: Option<&SourceDecoder>) -> Result<Rec
         let mut problem: Option<String> = None;
         while at < buf.len() {
             match unframe(&buf, at) {
+                // Direct writes pad the last block with zeros: the clean end of the records.
+                Err(_) if buf[at..].iter().all(|b| *b == 0) => break,
                 Ok(rec) if last_seq.is_some_and(|l| rec.seq <= l) => {
                     problem = Some(format!("sequence {} does not advance", rec.seq));
                     break;
@@ -135,6 +137,15 @@ pub(crate) fn recover(dir: &Path, sources: Option<&SourceDecoder>) -> Result<Rec
                 .map_err(io(&path))?;
             file.set_len(at as u64).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
+        } else if at < buf.len() {
+            // Zero padding is trimmed, not reported: every segment then ends at its last record,
+            // so the writer can append to the newest one when it is empty. No sync: a crash
+            // before the trim is durable leaves padding that the next recovery trims again.
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_len(at as u64))
+                .map_err(io(&path))?;
         }
         if seg_last.is_none() {
             // The newest segment, even empty, holds the sequence floor; the writer appends to it.

@@ -8,6 +8,8 @@ use arrow::record_batch::RecordBatch;
 
 use crate::{Codec, Error, Wal, WalOptions};
 
+mod direct_io;
+
 fn batch(start: i64, n: usize) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("x", DataType::Int64, false),
@@ -25,6 +27,22 @@ fn batch(start: i64, n: usize) -> RecordBatch {
     .expect("valid batch")
 }
 
+/// A fresh folder under the build's target folder: on a disk filesystem, where `O_DIRECT` works
+/// (`/tmp` is a tmpfs on some machines).
+fn tempdir() -> tempfile::TempDir {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<binary>
+    let base = exe
+        .ancestors()
+        .nth(3)
+        .map_or_else(std::env::temp_dir, |t| t.join("wal-tests"));
+    std::fs::create_dir_all(&base).expect("test folder");
+    tempfile::tempdir_in(base).expect("tempdir")
+}
+
+/// Both write paths: direct (`O_DIRECT`) and buffered.
+const MODES: [bool; 2] = [true, false];
+
 fn options(dir: &std::path::Path) -> WalOptions {
     WalOptions {
         dir: dir.to_path_buf(),
@@ -32,6 +50,15 @@ fn options(dir: &std::path::Path) -> WalOptions {
         max_bytes: 1 << 30,
         codec: Codec::Lz4,
         sources: None,
+        direct_io: true,
+    }
+}
+
+/// [`options`] with direct I/O on or off.
+fn options_io(dir: &std::path::Path, direct_io: bool) -> WalOptions {
+    WalOptions {
+        direct_io,
+        ..options(dir)
     }
 }
 
@@ -52,34 +79,37 @@ fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     v
 }
 
-/// Every acknowledged append is replayed after reopening, in order, with its sequence number.
+/// Every acknowledged append (direct or buffered) is replayed after reopening, in order, with
+/// its sequence number.
 #[tokio::test]
 async fn appends_survive_reopen_in_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opened = Wal::open(options(dir.path())).expect("open");
-    assert!(opened.replay.is_empty());
-    let mut seqs = Vec::new();
-    for i in 0..20 {
-        seqs.push(opened.wal.append(&batch(i * 10, 10)).await.expect("append"));
+    for direct_io in MODES {
+        let dir = tempdir();
+        let opened = Wal::open(options_io(dir.path(), direct_io)).expect("open");
+        assert!(opened.replay.is_empty());
+        let mut seqs = Vec::new();
+        for i in 0..20 {
+            seqs.push(opened.wal.append(&batch(i * 10, 10)).await.expect("append"));
+        }
+        assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+        drop(opened);
+        let reopened = Wal::open(options_io(dir.path(), direct_io)).expect("reopen");
+        let got: Vec<(u64, Vec<i64>)> = reopened.replay.iter().map(|(s, b)| (*s, xs(b))).collect();
+        let want: Vec<(u64, Vec<i64>)> = (0..20)
+            .map(|i| ((i + 1) as u64, (i * 10..i * 10 + 10).collect()))
+            .collect();
+        assert_eq!(got, want);
+        assert!(reopened.report.problems.is_empty());
+        // New appends continue the sequence.
+        assert_eq!(reopened.wal.append(&batch(0, 1)).await.expect("append"), 21);
     }
-    assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
-    drop(opened);
-    let reopened = Wal::open(options(dir.path())).expect("reopen");
-    let got: Vec<(u64, Vec<i64>)> = reopened.replay.iter().map(|(s, b)| (*s, xs(b))).collect();
-    let want: Vec<(u64, Vec<i64>)> = (0..20)
-        .map(|i| ((i + 1) as u64, (i * 10..i * 10 + 10).collect()))
-        .collect();
-    assert_eq!(got, want);
-    assert!(reopened.report.problems.is_empty());
-    // New appends continue the sequence.
-    assert_eq!(reopened.wal.append(&batch(0, 1)).await.expect("append"), 21);
 }
 
 /// Records written with zstd, then (after a restart with the other codec) with LZ4, all replay
 /// exactly; zstd records of repetitive rows are smaller than LZ4 ones.
 #[tokio::test]
 async fn records_of_either_codec_replay() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let big = |codec| WalOptions {
         segment_bytes: 1 << 30,
         codec,
@@ -118,7 +148,7 @@ async fn records_of_either_codec_replay() {
 /// Concurrent appends all get distinct sequence numbers and all are durable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_group_commit() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let opened = Wal::open(options(dir.path())).expect("open");
     let mut tasks = Vec::new();
     for i in 0..64 {
@@ -141,7 +171,7 @@ async fn concurrent_appends_group_commit() {
 /// Releasing up to a sequence deletes only segments entirely at or below it.
 #[tokio::test]
 async fn release_deletes_committed_segments_only() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let opened = Wal::open(options(dir.path())).expect("open");
     for i in 0..40 {
         opened.wal.append(&batch(i, 50)).await.expect("append");
@@ -167,106 +197,113 @@ async fn release_deletes_committed_segments_only() {
 /// number would make a later replay drop acknowledged data.
 #[tokio::test]
 async fn sequence_continues_after_full_release_and_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opened = Wal::open(options(dir.path())).expect("open");
-    for i in 0..30 {
-        opened.wal.append(&batch(i, 50)).await.expect("append");
-    }
-    opened.wal.release(30).await;
-    // Answered only after the release was processed.
-    assert_eq!(opened.wal.append(&batch(0, 1)).await.expect("append"), 31);
-    opened.wal.release(31).await;
-    // Releases are applied on the writer thread: wait (bounded) until it has.
-    for _ in 0..500 {
-        if opened.wal.bytes() == 0 {
-            break;
+    for direct_io in MODES {
+        let dir = tempdir();
+        let opened = Wal::open(options_io(dir.path(), direct_io)).expect("open");
+        for i in 0..30 {
+            opened.wal.append(&batch(i, 50)).await.expect("append");
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(opened.wal.bytes(), 0, "everything released");
-    drop(opened);
-    for _ in 0..2 {
-        // Reopen with everything released, twice: nothing to replay, numbering kept.
-        let reopened = Wal::open(options(dir.path())).expect("reopen");
-        assert!(reopened.replay.is_empty());
+        opened.wal.release(30).await;
+        // Answered only after the release was processed.
+        assert_eq!(opened.wal.append(&batch(0, 1)).await.expect("append"), 31);
+        opened.wal.release(31).await;
+        // Releases are applied on the writer thread: wait (bounded) until it has.
+        for _ in 0..500 {
+            if opened.wal.bytes() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(opened.wal.bytes(), 0, "everything released");
+        drop(opened);
+        for _ in 0..2 {
+            // Reopen with everything released, twice: nothing to replay, numbering kept.
+            let reopened = Wal::open(options_io(dir.path(), direct_io)).expect("reopen");
+            assert!(reopened.replay.is_empty());
+            drop(reopened);
+        }
+        let reopened = Wal::open(options_io(dir.path(), direct_io)).expect("reopen");
+        assert_eq!(reopened.wal.append(&batch(0, 1)).await.expect("append"), 32);
         drop(reopened);
+        let last = Wal::open(options_io(dir.path(), direct_io)).expect("reopen");
+        let seqs: Vec<u64> = last.replay.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, vec![32]);
     }
-    let reopened = Wal::open(options(dir.path())).expect("reopen");
-    assert_eq!(reopened.wal.append(&batch(0, 1)).await.expect("append"), 32);
-    drop(reopened);
-    let last = Wal::open(options(dir.path())).expect("reopen");
-    let seqs: Vec<u64> = last.replay.iter().map(|(s, _)| *s).collect();
-    assert_eq!(seqs, vec![32]);
 }
 
 /// A torn last record is cut off and reported; every record before it is kept.
 #[tokio::test]
 async fn torn_tail_is_cut_and_reported() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opened = Wal::open(WalOptions {
-        segment_bytes: 1 << 30,
-        ..options(dir.path())
-    })
-    .expect("open");
-    for i in 0..5 {
-        opened.wal.append(&batch(i, 3)).await.expect("append");
-    }
-    drop(opened);
-    let seg = segments(dir.path()).pop().expect("segment");
-    let len = std::fs::metadata(&seg).expect("meta").len();
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
+    for direct_io in MODES {
+        let dir = tempdir();
+        let opened = Wal::open(WalOptions {
+            segment_bytes: 1 << 30,
+            ..options_io(dir.path(), direct_io)
+        })
         .expect("open");
-    file.set_len(len - 7).expect("truncate");
-    drop(file);
-    let reopened = Wal::open(options(dir.path())).expect("opens despite damage");
-    assert_eq!(
-        reopened.replay.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4]
-    );
-    assert_eq!(reopened.report.problems.len(), 1, "{:?}", reopened.report);
-    assert!(reopened.report.problems[0].contains("torn"));
-    assert!(reopened.report.bytes_cut > 0);
-    // The repaired WAL takes new appends and replays cleanly next time.
-    assert_eq!(reopened.wal.append(&batch(9, 1)).await.expect("append"), 5);
-    drop(reopened);
-    let again = Wal::open(options(dir.path())).expect("reopen");
-    assert!(again.report.problems.is_empty(), "{:?}", again.report);
-    assert_eq!(again.replay.len(), 5);
+        for i in 0..5 {
+            opened.wal.append(&batch(i, 3)).await.expect("append");
+        }
+        // Where the records end: direct writes pad the file past it with zeros.
+        let len = opened.wal.bytes();
+        drop(opened);
+        let seg = segments(dir.path()).pop().expect("segment");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .expect("open");
+        file.set_len(len - 7).expect("truncate");
+        drop(file);
+        let reopened = Wal::open(options_io(dir.path(), direct_io)).expect("opens despite damage");
+        assert_eq!(
+            reopened.replay.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(reopened.report.problems.len(), 1, "{:?}", reopened.report);
+        assert!(reopened.report.problems[0].contains("torn"));
+        assert!(reopened.report.bytes_cut > 0);
+        // The repaired WAL takes new appends and replays cleanly next time.
+        assert_eq!(reopened.wal.append(&batch(9, 1)).await.expect("append"), 5);
+        drop(reopened);
+        let again = Wal::open(options_io(dir.path(), direct_io)).expect("reopen");
+        assert!(again.report.problems.is_empty(), "{:?}", again.report);
+        assert_eq!(again.replay.len(), 5);
+    }
 }
 
 /// A flipped byte inside the last record fails its checksum: cut off, earlier records kept.
 #[tokio::test]
 async fn flipped_byte_fails_checksum() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opened = Wal::open(WalOptions {
-        segment_bytes: 1 << 30,
-        ..options(dir.path())
-    })
-    .expect("open");
-    for i in 0..3 {
-        opened.wal.append(&batch(i, 3)).await.expect("append");
+    for direct_io in MODES {
+        let dir = tempdir();
+        let opened = Wal::open(WalOptions {
+            segment_bytes: 1 << 30,
+            ..options_io(dir.path(), direct_io)
+        })
+        .expect("open");
+        for i in 0..3 {
+            opened.wal.append(&batch(i, 3)).await.expect("append");
+        }
+        let last = opened.wal.bytes() as usize - 5;
+        drop(opened);
+        let seg = segments(dir.path()).pop().expect("segment");
+        let mut bytes = std::fs::read(&seg).expect("read");
+        bytes[last] ^= 0xFF;
+        std::fs::write(&seg, &bytes).expect("write");
+        let reopened = Wal::open(options_io(dir.path(), direct_io)).expect("opens despite damage");
+        assert_eq!(reopened.replay.len(), 2);
+        assert!(
+            reopened.report.problems[0].contains("checksum"),
+            "{:?}",
+            reopened.report
+        );
     }
-    drop(opened);
-    let seg = segments(dir.path()).pop().expect("segment");
-    let mut bytes = std::fs::read(&seg).expect("read");
-    let last = bytes.len() - 5;
-    bytes[last] ^= 0xFF;
-    std::fs::write(&seg, &bytes).expect("write");
-    let reopened = Wal::open(options(dir.path())).expect("opens despite damage");
-    assert_eq!(reopened.replay.len(), 2);
-    assert!(
-        reopened.report.problems[0].contains("checksum"),
-        "{:?}",
-        reopened.report
-    );
 }
 
 /// Past the byte budget appends are refused with a retryable error.
 #[tokio::test]
 async fn full_wal_refuses_retryably() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let opened = Wal::open(WalOptions {
         max_bytes: 1,
         ..options(dir.path())
@@ -281,7 +318,7 @@ async fn full_wal_refuses_retryably() {
 /// `append_then` callbacks run in sequence order, only for durable records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_run_in_sequence_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let opened = Wal::open(options(dir.path())).expect("open");
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -326,7 +363,7 @@ fn decoder() -> crate::SourceDecoder {
 /// (no decoder needed to replay it).
 #[tokio::test]
 async fn source_records_replay_through_the_decoder() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let opts = || WalOptions {
         sources: Some(decoder()),
         ..options(dir.path())
@@ -354,7 +391,7 @@ async fn source_records_replay_through_the_decoder() {
     drop(reopened);
 
     // Under zstd the batch itself is logged: it replays without any decoder.
-    let dir2 = tempfile::tempdir().expect("tempdir");
+    let dir2 = tempdir();
     let zstd = Wal::open(WalOptions {
         codec: Codec::Zstd,
         ..options(dir2.path())
@@ -375,7 +412,7 @@ async fn source_records_replay_through_the_decoder() {
 /// WAL from opening and is left on disk: its bytes are intact, so cutting it would lose data.
 #[tokio::test]
 async fn undecodable_source_record_refuses_to_open() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempdir();
     let opened = Wal::open(WalOptions {
         sources: Some(decoder()),
         ..options(dir.path())

@@ -11,6 +11,7 @@ use std::time::Instant;
 use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::direct::{is_unsupported, open_direct, write_blocks, GroupBuf, BLOCK};
 use crate::error::io;
 use crate::record::{encode_batch, frame, Codec, Payload, SourceDecoder};
 use crate::segment::{recover, segment_path, sync_dir, RecoveryReport, Segment};
@@ -35,11 +36,25 @@ pub struct WalOptions {
     /// Decodes the source records that [`Wal::append_source_then`] logged; a WAL that holds
     /// some and has none refuses to open.
     pub sources: Option<SourceDecoder>,
+    /// Write segments with `O_DIRECT` (normally `true`): whole zero-padded blocks that bypass
+    /// the page cache, so logged bytes are not copied into it and written back at each sync.
+    /// Where the filesystem refuses direct I/O the WAL falls back to buffered appends (logged
+    /// once); `false` always appends buffered.
+    pub direct_io: bool,
 }
 
 /// Called on the writer thread with a record's sequence number once it is durable, in
 /// sequence order.
 pub type OnDurable = Box<dyn FnOnce(u64) + Send>;
+
+/// Failures injected into direct I/O, to test the fallback to buffered appends.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Faults {
+    /// Opening a segment with `O_DIRECT` fails with `EINVAL`.
+    pub direct_open: bool,
+    /// Direct writes fail with `EINVAL` from this segment write on (0: the first).
+    pub direct_write_from: Option<usize>,
+}
 
 enum Request {
     Append {
@@ -86,6 +101,16 @@ impl Wal {
     /// # Errors
     /// [`Error::Io`] when the folder cannot be read or written.
     pub fn open(options: WalOptions) -> Result<Opened> {
+        Self::start(options, Faults::default())
+    }
+
+    /// [`Wal::open`] with failures injected into direct I/O.
+    #[cfg(test)]
+    pub(crate) fn open_with_faults(options: WalOptions, faults: Faults) -> Result<Opened> {
+        Self::start(options, faults)
+    }
+
+    fn start(options: WalOptions, faults: Faults) -> Result<Opened> {
         let recovered = recover(&options.dir, options.sources.as_ref())?;
         let bytes: u64 = recovered.segments.iter().map(|s| s.bytes).sum();
         let bytes = Arc::new(AtomicU64::new(bytes));
@@ -99,6 +124,10 @@ impl Wal {
             next_seq: recovered.next_seq,
             bytes: bytes.clone(),
             last_synced: last_synced.clone(),
+            buf: GroupBuf::new(MAX_GROUP_BYTES + 2 * BLOCK),
+            direct_io: options.direct_io,
+            faults,
+            direct_writes: 0,
         };
         std::thread::Builder::new()
             .name("phoenix-wal".into())
@@ -222,6 +251,24 @@ impl Wal {
 struct Active {
     file: File,
     seg: Segment,
+    mode: Mode,
+}
+
+/// How the active segment is written.
+enum Mode {
+    /// `O_DIRECT`: whole blocks from `block_at`, the file offset of the block holding the
+    /// segment's end; the group buffer starts with that block's `kept` bytes of records.
+    Direct { block_at: u64, kept: usize },
+    /// Buffered appends.
+    Buffered,
+}
+
+/// An append taken into the current group.
+struct Pending {
+    seq: u64,
+    payload: Payload,
+    then: Option<OnDurable>,
+    done: oneshot::Sender<Result<u64>>,
 }
 
 struct Writer {
@@ -232,12 +279,19 @@ struct Writer {
     next_seq: u64,
     bytes: Arc<AtomicU64>,
     last_synced: Arc<AtomicU64>,
+    /// Groups are framed here, at an aligned address (see [`GroupBuf`]).
+    buf: GroupBuf,
+    /// Whether new segments are opened with `O_DIRECT`; off after the filesystem refused it.
+    direct_io: bool,
+    faults: Faults,
+    /// Direct writes attempted, for [`Faults::direct_write_from`].
+    direct_writes: usize,
 }
 
 impl Writer {
     fn run(&mut self, mut rx: mpsc::Receiver<Request>) {
-        let mut group = Vec::new();
-        let mut waiting: Vec<(u64, Option<OnDurable>, oneshot::Sender<Result<u64>>)> = Vec::new();
+        let mut group: Vec<Pending> = Vec::new();
+        let mut group_bytes = 0usize;
         let mut release: Option<u64> = None;
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
@@ -251,12 +305,17 @@ impl Writer {
                     } => {
                         let seq = self.next_seq;
                         self.next_seq += 1;
-                        frame(&mut group, seq, &payload);
-                        waiting.push((seq, then, done));
+                        group_bytes += payload.framed_len();
+                        group.push(Pending {
+                            seq,
+                            payload,
+                            then,
+                            done,
+                        });
                     }
                     Request::Release(upto) => release = Some(release.map_or(upto, |r| r.max(upto))),
                 }
-                if group.len() < MAX_GROUP_BYTES {
+                if group_bytes < MAX_GROUP_BYTES {
                     next = rx.try_recv().ok();
                 }
             }
@@ -268,10 +327,11 @@ impl Writer {
                 }
             }
             if !group.is_empty() {
-                let first = waiting.first().map_or(0, |w| w.0);
-                let last = waiting.last().map_or(0, |w| w.0);
-                let result = self.write_group(&group, first, last);
-                for (seq, then, done) in waiting.drain(..) {
+                let result = self.write_group(&group);
+                for Pending {
+                    seq, then, done, ..
+                } in group.drain(..)
+                {
                     let answer = match &result {
                         Ok(()) => {
                             if let Some(then) = then {
@@ -292,28 +352,83 @@ impl Writer {
                     // Drop the segment that failed mid-write; the next group starts a new one.
                     self.active = None;
                 }
-                group.clear();
+                group_bytes = 0;
             }
         }
     }
 
-    fn write_group(&mut self, group: &[u8], first_seq: u64, last_seq: u64) -> Result<()> {
+    /// Frames `group` into the buffer, writes it to the active segment and syncs.
+    fn write_group(&mut self, group: &[Pending]) -> Result<()> {
         let started = Instant::now();
+        let first_seq = group.first().map_or(0, |p| p.seq);
+        let last_seq = group.last().map_or(0, |p| p.seq);
         if self.active.is_none() {
-            self.active = Some(open_segment(&self.dir, first_seq)?);
+            self.active = Some(self.open_segment(first_seq)?);
         }
         let Some(active) = self.active.as_mut() else {
             return Err(Error::Closed);
         };
+        let kept = match active.mode {
+            Mode::Direct { kept, .. } => kept,
+            Mode::Buffered => 0,
+        };
+        self.buf.begin(kept);
+        for pending in group {
+            frame(self.buf.vec(), pending.seq, &pending.payload);
+        }
+        let len = self.buf.data().len();
+        let group_len = len - kept;
         let path = active.seg.path.clone();
-        active.file.write_all(group).map_err(io(&path))?;
+        match active.mode {
+            Mode::Direct { block_at, .. } => {
+                let injected = self
+                    .faults
+                    .direct_write_from
+                    .is_some_and(|from| self.direct_writes >= from);
+                self.direct_writes += 1;
+                let written = if injected {
+                    Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+                } else {
+                    write_blocks(&active.file, self.buf.blocks(len), block_at)
+                };
+                match written {
+                    Ok(()) => {
+                        let kept = self.buf.keep_partial(len);
+                        active.mode = Mode::Direct {
+                            block_at: block_at + (len - kept) as u64,
+                            kept,
+                        };
+                    }
+                    Err(error) if is_unsupported(&error) => {
+                        tracing::info!(path = %path.display(), %error, "WAL: direct writes refused; appending buffered from now on.");
+                        self.direct_io = false;
+                        // Drop the padding of earlier direct writes: buffered appends go right
+                        // after the last record.
+                        let file = open_buffered(&path)?;
+                        file.set_len(active.seg.bytes).map_err(io(&path))?;
+                        active.file = file;
+                        active.mode = Mode::Buffered;
+                        active
+                            .file
+                            .write_all(&self.buf.data()[kept..len])
+                            .map_err(io(&path))?;
+                    }
+                    Err(error) => return Err(io(&path)(error)),
+                }
+            }
+            Mode::Buffered => active
+                .file
+                .write_all(&self.buf.data()[..len])
+                .map_err(io(&path))?,
+        }
+        // Also after direct writes: they may have grown the file, and the device may cache.
         active.file.sync_data().map_err(io(&path))?;
-        active.seg.bytes += group.len() as u64;
+        active.seg.bytes += group_len as u64;
         active.seg.last_seq = Some(last_seq);
-        self.bytes.fetch_add(group.len() as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(group_len as u64, Ordering::Relaxed);
         self.last_synced.store(last_seq, Ordering::Relaxed);
         metrics::counter!("phoenix_wal_syncs_total").increment(1);
-        metrics::counter!("phoenix_wal_bytes_written_total").increment(group.len() as u64);
+        metrics::counter!("phoenix_wal_bytes_written_total").increment(group_len as u64);
         metrics::histogram!("phoenix_wal_sync_duration_seconds").record(started.elapsed());
         metrics::gauge!("phoenix_wal_bytes").set(self.bytes.load(Ordering::Relaxed) as f64);
         if active.seg.bytes >= self.segment_bytes {
@@ -322,12 +437,58 @@ impl Writer {
         Ok(())
     }
 
+    /// Opens the segment whose first record is `first_seq`: with `O_DIRECT` while it works.
+    fn open_segment(&mut self, first_seq: u64) -> Result<Active> {
+        let path = segment_path(&self.dir, first_seq);
+        let mut direct = None;
+        let mut refused = None;
+        if self.direct_io {
+            let opened = if self.faults.direct_open {
+                Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+            } else {
+                open_direct(&path)
+            };
+            match opened.and_then(|file| file.metadata().map(|m| (file, m.len()))) {
+                Ok((file, 0)) => direct = Some(file),
+                // A file that already holds bytes is appended to buffered. The writer never
+                // opens one: new segments and the marker of `release` start empty, and recovery
+                // trims padding.
+                Ok(_) => {}
+                Err(error) => refused = Some(error),
+            }
+        }
+        let (file, mode) = match direct {
+            Some(file) => (
+                file,
+                Mode::Direct {
+                    block_at: 0,
+                    kept: 0,
+                },
+            ),
+            None => (open_buffered(&path)?, Mode::Buffered),
+        };
+        if let Some(error) = refused {
+            // Buffered opens work where direct ones fail: this filesystem refuses direct I/O.
+            tracing::info!(path = %path.display(), %error, "WAL: O_DIRECT refused; appending buffered from now on.");
+            self.direct_io = false;
+        }
+        sync_dir(&self.dir)?;
+        Ok(Active {
+            file,
+            seg: Segment {
+                path,
+                last_seq: None,
+                bytes: 0,
+            },
+            mode,
+        })
+    }
+
     fn seal(&mut self) {
         if let Some(active) = self.active.take() {
             self.sealed.push_back(active.seg);
         }
     }
-
     fn release(&mut self, upto: u64) -> Result<()> {
         if self
             .active
@@ -364,20 +525,11 @@ impl Writer {
     }
 }
 
-fn open_segment(dir: &Path, first_seq: u64) -> Result<Active> {
-    let path = segment_path(dir, first_seq);
-    let file = OpenOptions::new()
+/// Opens (creating) a segment for buffered appends.
+fn open_buffered(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
-        .map_err(io(&path))?;
-    sync_dir(dir)?;
-    Ok(Active {
-        file,
-        seg: Segment {
-            path,
-            last_seq: None,
-            bytes: 0,
-        },
-    })
+        .open(path)
+        .map_err(io(path))
 }

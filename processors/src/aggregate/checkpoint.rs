@@ -5,6 +5,9 @@
 //! `crate::checkpoint`); what is restored must therefore be exactly what was held, so every
 //! accumulator is saved as it is (sketches included), not re-derived. Strings are saved once
 //! per series and shared again on restore.
+//!
+//! A snapshot clones the state (strings are shared `Arc`s, so that is mostly copying numbers)
+//! and writes it later, elsewhere, through the same encoder as a checkpoint written in place.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +15,7 @@ use super::group::OutSeries;
 use super::runtime::Aggregate;
 use super::window::Window;
 use crate::delta::CumulativeState;
+use crate::processor::StateSnapshot;
 use crate::{Error, Result};
 
 /// Version of the layout below; a checkpoint of another version is refused.
@@ -27,6 +31,37 @@ struct StateRef<'a> {
     cumulative: &'a CumulativeState,
     max_time: i64,
     floor: i64,
+}
+
+/// The state, copied out of the aggregator for a snapshot.
+struct Owned {
+    series: Vec<Option<OutSeries>>,
+    last_window: Vec<i64>,
+    windows: Vec<(i64, Window)>,
+    cumulative: CumulativeState,
+    max_time: i64,
+    floor: i64,
+}
+
+impl Owned {
+    fn borrow(&self) -> StateRef<'_> {
+        StateRef {
+            version: VERSION,
+            series: &self.series,
+            last_window: &self.last_window,
+            windows: &self.windows,
+            cumulative: &self.cumulative,
+            max_time: self.max_time,
+            floor: self.floor,
+        }
+    }
+}
+
+/// Writes `state` into `out`: the one encoder of checkpoints and snapshots.
+fn encode(state: &StateRef<'_>, out: &mut dyn std::io::Write) -> Result<()> {
+    postcard::to_io(state, out)
+        .map(|_| ())
+        .map_err(|e| Error::Checkpoint(format!("encoding: {e}")))
 }
 
 /// The state, read back.
@@ -54,9 +89,21 @@ impl Aggregate {
             max_time: self.max_time,
             floor: self.floor,
         };
-        postcard::to_io(&state, out)
-            .map(|_| ())
-            .map_err(|e| Error::Checkpoint(format!("encoding: {e}")))
+        encode(&state, out)
+    }
+
+    /// A copy of the state that writes what [`Aggregate::save_state`] writes now.
+    pub(super) fn snapshot_state(&self) -> StateSnapshot {
+        let (series, last_window) = self.groups.slots();
+        let owned = Owned {
+            series: series.to_vec(),
+            last_window: last_window.to_vec(),
+            windows: self.windows.clone(),
+            cumulative: self.cumulative.clone(),
+            max_time: self.max_time,
+            floor: self.floor,
+        };
+        Box::new(move |out| encode(&owned.borrow(), out))
     }
 
     /// Replaces the state with `bytes` from [`Aggregate::save_state`].

@@ -89,7 +89,7 @@ impl Cand {
 }
 
 /// What one series accumulates in one interval.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(super) enum Down {
     /// A kept point (gauges under first/last/min/max; cumulative sums and histograms).
     Point {

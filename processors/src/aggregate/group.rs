@@ -116,7 +116,7 @@ impl Interner {
 const LAYOUTS: usize = 4;
 
 /// One output series.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct OutSeries {
     /// Its key.
     pub key: OutKey,

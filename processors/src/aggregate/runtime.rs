@@ -20,7 +20,7 @@ use super::input::{Class, Input};
 use super::metrics::AggregateMetrics;
 use super::window::{Acc, GaugeAcc, HistRow, Window};
 use crate::delta::{wall_clock_ns, CumulativeState, InitialValue};
-use crate::processor::Processor;
+use crate::processor::{Processor, StateSnapshot};
 use crate::Result;
 
 /// Points stamped further than this ahead of the wall clock are dropped (`reason="future"`),
@@ -542,6 +542,10 @@ impl Processor for Aggregate {
 
     fn checkpoint(&self, out: &mut dyn std::io::Write) -> Option<Result<()>> {
         Some(self.save_state(out))
+    }
+
+    fn snapshot(&self) -> Option<StateSnapshot> {
+        Some(self.snapshot_state())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {

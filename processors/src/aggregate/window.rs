@@ -63,7 +63,7 @@ impl GaugeAcc {
 }
 
 /// What one output series accumulates in one window.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(super) enum Acc {
     /// Gauge values.
     Gauge(GaugeAcc),
@@ -74,7 +74,7 @@ pub(super) enum Acc {
 }
 
 /// A cumulative sum point waiting for its window to close.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 struct CumSum {
     series: u64,
     out: u32,
@@ -85,7 +85,7 @@ struct CumSum {
 }
 
 /// A cumulative histogram point waiting for its window to close.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct CumHist {
     series: u64,
     out: u32,
@@ -117,7 +117,7 @@ pub(super) struct HistRow<'a> {
 }
 
 /// One open window.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(super) struct Window {
     /// Lowest input position of the data it holds.
     pub first_position: u64,

@@ -23,6 +23,7 @@ pub(super) fn open(dir: &Path) -> Opened {
         max_bytes: 1 << 30,
         codec: phoenix_wal::Codec::default(),
         sources: None,
+        direct_io: false,
     })
     .expect("open wal")
 }

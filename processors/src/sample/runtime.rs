@@ -18,7 +18,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use super::metrics::SampleMetrics;
 use crate::aggregate::Aggregate;
 use crate::columns::{dropped_rows, f64s, replace, strings, u64s, usage_keys};
-use crate::processor::Processor;
+use crate::processor::{Processor, StateSnapshot};
 use crate::Result;
 
 /// Mixed into the user's seed, so sampling never correlates with other uses of XXH3 on the
@@ -210,6 +210,10 @@ impl Processor for Sample {
 
     fn checkpoint(&self, out: &mut dyn std::io::Write) -> Option<Result<()>> {
         self.downsample.as_ref().and_then(|d| d.checkpoint(out))
+    }
+
+    fn snapshot(&self) -> Option<StateSnapshot> {
+        self.downsample.as_ref().and_then(Processor::snapshot)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {

@@ -154,3 +154,148 @@ fn damaged_state_is_refused() {
     b.restore(&state).expect("restores");
     assert_eq!(b.held_since(), a.held_since());
 }
+
+/// `hosts` series of each of five kinds (gauges, delta sums, cumulative counters,
+/// cumulative and delta histograms), one point each every 20 s from `T0` for `steps` steps: a
+/// batch per step.
+fn many_series(hosts: usize, steps: i64) -> Vec<Vec<P>> {
+    let bounds = [1.0, 5.0, 10.0];
+    (0..steps)
+        .map(|k| {
+            let t = T0 + k * 20 * SEC;
+            let step = k as u64 + 1;
+            (0..hosts)
+                .flat_map(|h| {
+                    let host = format!("h{h}");
+                    let v = (h % 97) as f64 + k as f64 / 4.0;
+                    let hist = [step, h as u64 % 3, step * 2, 1];
+                    let sum = hist.iter().sum::<u64>() as f64 * 2.5;
+                    let route = if h % 2 == 0 { "/a" } else { "/b" };
+                    [
+                        P::gauge("g", &host, t, v),
+                        P::delta("d", &host, t, v),
+                        P::counter("c", &host, Some(T0 - SEC), t, v * step as f64),
+                        P::histogram("hc", &host, "cumulative", t, &bounds, &hist, sum, None),
+                        P::histogram(
+                            "hd",
+                            &host,
+                            "delta",
+                            t,
+                            &bounds,
+                            &hist,
+                            sum,
+                            Some((0.5, 9.0)),
+                        ),
+                    ]
+                    .map(|p| p.attr("route", route))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Feeds `batches` to `p` from position `from` on.
+fn feed(p: &mut dyn Processor, batches: &[Vec<P>], from: u64) {
+    for (i, b) in batches.iter().enumerate() {
+        p.process_at(batch(b), from + i as u64).expect("processes");
+    }
+}
+
+/// Checkpoint bytes of `p`.
+fn checkpoint_bytes(p: &dyn Processor) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    p.checkpoint(&mut bytes)
+        .expect("keeps checkpoints")
+        .expect("encodes");
+    bytes
+}
+
+/// A snapshot writes exactly the checkpoint bytes of the state it was taken from, even once
+/// the processor has moved on, for rollups (quantile sketches, running totals, cumulative
+/// streams, open windows over thousands of series) and the downsampler.
+#[test]
+fn snapshot_writes_the_checkpoint_bytes() {
+    let batches = many_series(2_000, 7);
+    let (before, after) = batches.split_at(5);
+    let mut temporal = config();
+    temporal.quantiles = vec![0.5, 0.99];
+    let mut spatial = config();
+    spatial.group_by = Some(vec!["route".into()]);
+    spatial.output_temporality = OutputTemporality::Cumulative;
+    // Temporal: a series per host and metric; spatial: per route and metric.
+    for (c, series) in [(temporal, 10_000), (spatial, 10)] {
+        let mut a = super::fixture::aggregator(&c);
+        feed(&mut a, before, 1);
+        assert!(!a.windows.is_empty(), "windows open");
+        assert_eq!(a.cumulative.len(), 4_000, "cumulative streams held");
+        assert_eq!(a.groups.len(), series, "series held");
+        check_snapshot(&mut a, after);
+    }
+    let mut d = crate::sample::build("ds", &super::downsample::config(DownsampleFunction::Mean))
+        .expect("builds");
+    feed(&mut d, before, 1);
+    assert!(d.held_since().is_some(), "windows open");
+    check_snapshot(&mut d, after);
+}
+
+/// Takes a snapshot of `p`, feeds it `after`, and checks the snapshot still writes the
+/// checkpoint bytes of the state it was taken from.
+fn check_snapshot(p: &mut dyn Processor, after: &[Vec<P>]) {
+    let bytes = checkpoint_bytes(p);
+    let snapshot = p.snapshot().expect("offers snapshots");
+    feed(p, after, 100);
+    assert_ne!(checkpoint_bytes(p), bytes, "the state moved on");
+    let mut written = Vec::new();
+    snapshot(&mut written).expect("writes");
+    assert!(
+        written == bytes,
+        "snapshot bytes differ from the checkpoint's"
+    );
+}
+
+/// 100k series, as gauges with three scrapes in an open window (the default rollup under
+/// load) and as five kinds (cumulative streams, buffered cumulative points, histograms): the
+/// snapshot writes the checkpoint's bytes; prints how long the copy and the encoding take.
+/// Run with `-- --ignored --nocapture` (the figures mean little in a debug build).
+#[test]
+#[ignore = "timing figures; slow in a debug build"]
+fn snapshot_of_100k_series_timing() {
+    let series = 100_000;
+    let mut a = super::fixture::aggregator(&config());
+    for k in 0..3 {
+        let t = T0 + (5 + k * 15) * SEC;
+        let points: Vec<P> = (0..series)
+            .map(|s| P::gauge("cpu", &format!("h{s}"), t, (s % 89) as f64 + k as f64))
+            .collect();
+        a.process_at(batch(&points), k as u64 + 1)
+            .expect("processes");
+    }
+    assert_eq!(a.groups.len(), series);
+    time_snapshot("gauges", &a);
+    let mut a = super::fixture::aggregator(&config());
+    feed(&mut a, &many_series(series / 5, 5), 1);
+    assert_eq!(a.groups.len(), series);
+    time_snapshot("five kinds", &a);
+}
+
+/// Checks that a snapshot of `a` writes its checkpoint bytes; prints the copy and encode times.
+fn time_snapshot(what: &str, a: &dyn Processor) {
+    let started = std::time::Instant::now();
+    let bytes = checkpoint_bytes(a);
+    let encode = started.elapsed();
+    let started = std::time::Instant::now();
+    let snapshot = a.snapshot().expect("offers snapshots");
+    let copy = started.elapsed();
+    let started = std::time::Instant::now();
+    let mut written = Vec::new();
+    snapshot(&mut written).expect("writes");
+    let write = started.elapsed();
+    assert!(
+        written == bytes,
+        "snapshot bytes differ from the checkpoint's"
+    );
+    eprintln!(
+        "{what}, {} bytes: snapshot copy {copy:?}, checkpoint encode {encode:?}, snapshot write (encode + drop) {write:?}",
+        bytes.len()
+    );
+}
