@@ -551,6 +551,45 @@ mod tests {
         assert_eq!(enc.sort_batches(&[]).expect("none").num_rows(), 0);
     }
 
+    /// Sorting and encoding spread over threads give exactly what one thread gives: the same
+    /// sorted batch and the same file bytes, for several batches mixing kinds, maps with null
+    /// values and slices, with the `value` dictionary trial on.
+    #[test]
+    fn threads_give_the_same_sort_and_file() {
+        use crate::parallel::FORCE_THREADS;
+        let enc = encoder(None, 4096);
+        let batches = [
+            series_points(0..300, 0..40, false),
+            null_valued_attributes(&series_points(100..400, 40..80, true)).slice(5, 9000),
+            series_points(0..50, 80..90, false),
+        ];
+        let run = |threads| {
+            FORCE_THREADS.with(|f| f.set(Some(threads)));
+            let sorted = enc.sort_batches(&batches).expect("sort_batches");
+            let file = enc.encode(&sorted, None, None).expect("encode");
+            FORCE_THREADS.with(|f| f.set(None));
+            (sorted, file)
+        };
+        let (serial, serial_file) = run(1);
+        let (parallel, parallel_file) = run(3);
+        assert_eq!(serial, sort_of_concat(&enc, &batches));
+        assert_eq!(parallel, serial);
+        assert_eq!(parallel_file, serial_file);
+        // And the file holds exactly the sorted rows.
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parallel_file)
+                .expect("parquet")
+                .with_batch_size(1 << 20)
+                .build()
+                .expect("reader");
+        let read: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("batches");
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).expect("concat");
+        assert_eq!(read.num_rows(), parallel.num_rows());
+        for (got, want) in read.columns().iter().zip(parallel.columns()) {
+            assert_eq!(got.to_data(), want.to_data());
+        }
+    }
+
     /// A schema off the fast path (a nullable `metric` holding nulls) sorts several batches
     /// with the general sort, exactly as sorting their concatenation does.
     #[test]

@@ -13,6 +13,7 @@ mod encode;
 mod error;
 mod layout;
 mod metrics;
+mod parallel;
 mod positions;
 mod replay;
 mod row_groups;

@@ -12,8 +12,10 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
-use arrow::datatypes::{Float64Type, SchemaRef};
+use arrow::array::{
+    new_empty_array, Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{Field, Float64Type, SchemaRef};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
@@ -21,6 +23,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use phoenix_model::schema::col;
 
+use crate::parallel::{map_tasks, threads_for};
 use crate::Result;
 
 /// How a [`RowGroupWriter`] lays out row groups.
@@ -46,7 +49,37 @@ pub(crate) struct RowGroupWriter<W: Write + Send> {
     kind_col: Option<usize>,
     /// Index of the `value` column (Float64).
     value_col: Option<usize>,
+    /// Parquet leaves of each field, in schema order (a map has two).
+    leaves: Vec<usize>,
     group: Option<Group>,
+}
+
+/// One field's slice of a row group write: its leaves go to `writers` (and the `value` leaf
+/// also to `alt`, the dictionary trial).
+struct FieldWrite<'a> {
+    field: &'a Field,
+    column: &'a ArrayRef,
+    writers: &'a mut [ArrowColumnWriter],
+    /// Index within this field's leaves of the `value` leaf, with its second writer.
+    alt: Option<(usize, &'a mut ArrowColumnWriter)>,
+}
+
+impl FieldWrite<'_> {
+    fn run(self) -> Result<()> {
+        let mut alt = self.alt;
+        for (i, leaf) in compute_leaves(self.field, self.column)?
+            .into_iter()
+            .enumerate()
+        {
+            if let Some((_, w)) = alt.as_mut().filter(|(at, _)| *at == i) {
+                w.write(&leaf)?;
+            }
+            if let Some(w) = self.writers.get_mut(i) {
+                w.write(&leaf)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The row group being written.
@@ -85,9 +118,15 @@ impl<W: Write + Send> RowGroupWriter<W> {
             None => None,
         };
         let value_col = schema.index_of(col::VALUE).ok();
+        let leaves = schema
+            .fields()
+            .iter()
+            .map(|f| compute_leaves(f, &new_empty_array(f.data_type())).map(|l| l.len()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Self {
             file,
             value_col,
+            leaves,
             schema,
             plain,
             dict,
@@ -130,24 +169,50 @@ impl<W: Write + Send> RowGroupWriter<W> {
             let limit = n.min(start + (self.max_rows - group.rows));
             let end = kinds.map_or(limit, |k| run_end(k, start, limit));
             let slice = batch.slice(start, end - start);
-            let mut leaf = 0;
-            for (field, column) in self.schema.fields().iter().zip(slice.columns()) {
-                for column in compute_leaves(field, column)? {
-                    if let (Some((value_leaf, _)), Some(alt)) =
-                        (&self.dict, group.dict_value.as_mut())
-                    {
-                        if *value_leaf == leaf {
-                            alt.write(&column)?;
-                        }
-                    }
-                    group.writers[leaf].write(&column)?;
-                    leaf += 1;
-                }
-            }
+            self.write_fields(&mut group, &slice)?;
             group.rows += end - start;
             self.group = Some(group);
             start = end;
         }
+        Ok(())
+    }
+
+    /// Writes `slice`'s columns into `group`'s column writers, spread over threads when the
+    /// slice is large (costliest columns first).
+    fn write_fields(&self, group: &mut Group, slice: &RecordBatch) -> Result<()> {
+        let value_leaf = self.dict.as_ref().map(|(leaf, _)| *leaf);
+        let mut alt = group.dict_value.as_mut();
+        let mut rest: &mut [ArrowColumnWriter] = &mut group.writers;
+        let mut first = 0;
+        let mut tasks = Vec::with_capacity(self.leaves.len());
+        for ((field, column), &n) in self
+            .schema
+            .fields()
+            .iter()
+            .zip(slice.columns())
+            .zip(&self.leaves)
+        {
+            let n_here = n.min(rest.len());
+            let (writers, tail) = std::mem::take(&mut rest).split_at_mut(n_here);
+            rest = tail;
+            let alt = match value_leaf {
+                Some(v) if (first..first + n).contains(&v) => alt.take().map(|w| (v - first, w)),
+                _ => None,
+            };
+            tasks.push((
+                column.get_array_memory_size(),
+                FieldWrite {
+                    field,
+                    column,
+                    writers,
+                    alt,
+                },
+            ));
+            first += n;
+        }
+        tasks.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
+        let tasks = tasks.into_iter().map(|(_, t)| t).collect();
+        map_tasks(tasks, threads_for(slice.num_rows()), FieldWrite::run)?;
         Ok(())
     }
 

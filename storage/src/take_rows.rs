@@ -27,6 +27,7 @@ use arrow::datatypes::{
 };
 use arrow::error::ArrowError;
 
+use crate::parallel::{map_tasks, threads_for};
 use crate::Result;
 
 /// The rows `order` picks, each a (batch, row) pair in bounds, in that order, as one batch
@@ -39,12 +40,27 @@ pub(crate) fn take_rows_from(
     if batches.is_empty() || order.is_empty() {
         return Ok(RecordBatch::new_empty(SchemaRef::clone(schema)));
     }
-    let columns = (0..schema.fields().len())
+    // Columns are gathered independently: a large flush spreads them over threads, the
+    // costliest (most memory: maps, strings) first.
+    let mut tasks: Vec<(usize, usize)> = (0..schema.fields().len())
         .map(|i| {
-            let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
-            take_column(&arrays, order)
+            let bytes = batches
+                .iter()
+                .map(|b| b.column(i).get_array_memory_size())
+                .sum();
+            (bytes, i)
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
+    tasks.sort_unstable_by_key(|&(bytes, _)| std::cmp::Reverse(bytes));
+    let taken = map_tasks(tasks, threads_for(order.len()), |(_, i)| {
+        let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
+        take_column(&arrays, order).map(|a| (i, a))
+    })?;
+    let mut columns: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
+    for (i, a) in taken {
+        columns[i] = Some(a);
+    }
+    let columns: Vec<ArrayRef> = columns.into_iter().flatten().collect();
     Ok(RecordBatch::try_new(SchemaRef::clone(schema), columns)?)
 }
 
