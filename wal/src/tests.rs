@@ -231,23 +231,32 @@ async fn sequence_continues_after_full_release_and_reopen() {
     }
 }
 
+/// Appends `records` batches of 3 rows into one segment in `dir`; returns where the records
+/// end (direct writes pad the file past it with zeros) and the segment's path.
+async fn one_segment(
+    dir: &std::path::Path,
+    direct_io: bool,
+    records: i64,
+) -> (u64, std::path::PathBuf) {
+    let opened = Wal::open(WalOptions {
+        segment_bytes: 1 << 30,
+        ..options_io(dir, direct_io)
+    })
+    .expect("open");
+    for i in 0..records {
+        opened.wal.append(&batch(i, 3)).await.expect("append");
+    }
+    let len = opened.wal.bytes();
+    drop(opened);
+    (len, segments(dir).pop().expect("segment"))
+}
+
 /// A torn last record is cut off and reported; every record before it is kept.
 #[tokio::test]
 async fn torn_tail_is_cut_and_reported() {
     for direct_io in MODES {
         let dir = tempdir();
-        let opened = Wal::open(WalOptions {
-            segment_bytes: 1 << 30,
-            ..options_io(dir.path(), direct_io)
-        })
-        .expect("open");
-        for i in 0..5 {
-            opened.wal.append(&batch(i, 3)).await.expect("append");
-        }
-        // Where the records end: direct writes pad the file past it with zeros.
-        let len = opened.wal.bytes();
-        drop(opened);
-        let seg = segments(dir.path()).pop().expect("segment");
+        let (len, seg) = one_segment(dir.path(), direct_io, 5).await;
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&seg)
@@ -276,17 +285,8 @@ async fn torn_tail_is_cut_and_reported() {
 async fn flipped_byte_fails_checksum() {
     for direct_io in MODES {
         let dir = tempdir();
-        let opened = Wal::open(WalOptions {
-            segment_bytes: 1 << 30,
-            ..options_io(dir.path(), direct_io)
-        })
-        .expect("open");
-        for i in 0..3 {
-            opened.wal.append(&batch(i, 3)).await.expect("append");
-        }
-        let last = opened.wal.bytes() as usize - 5;
-        drop(opened);
-        let seg = segments(dir.path()).pop().expect("segment");
+        let (len, seg) = one_segment(dir.path(), direct_io, 3).await;
+        let last = len as usize - 5;
         let mut bytes = std::fs::read(&seg).expect("read");
         bytes[last] ^= 0xFF;
         std::fs::write(&seg, &bytes).expect("write");

@@ -33,30 +33,6 @@ struct StateRef<'a> {
     floor: i64,
 }
 
-/// The state, copied out of the aggregator for a snapshot.
-struct Owned {
-    series: Vec<Option<OutSeries>>,
-    last_window: Vec<i64>,
-    windows: Vec<(i64, Window)>,
-    cumulative: CumulativeState,
-    max_time: i64,
-    floor: i64,
-}
-
-impl Owned {
-    fn borrow(&self) -> StateRef<'_> {
-        StateRef {
-            version: VERSION,
-            series: &self.series,
-            last_window: &self.last_window,
-            windows: &self.windows,
-            cumulative: &self.cumulative,
-            max_time: self.max_time,
-            floor: self.floor,
-        }
-    }
-}
-
 /// Writes `state` into `out`: the one encoder of checkpoints and snapshots.
 fn encode(state: &StateRef<'_>, out: &mut dyn std::io::Write) -> Result<()> {
     postcard::to_io(state, out)
@@ -64,7 +40,7 @@ fn encode(state: &StateRef<'_>, out: &mut dyn std::io::Write) -> Result<()> {
         .map_err(|e| Error::Checkpoint(format!("encoding: {e}")))
 }
 
-/// The state, read back.
+/// The state, read back, or copied out of the aggregator for a snapshot.
 #[derive(Deserialize)]
 struct State {
     version: u32,
@@ -74,6 +50,21 @@ struct State {
     cumulative: CumulativeState,
     max_time: i64,
     floor: i64,
+}
+
+impl State {
+    /// The state as [`encode`] takes it.
+    fn borrow(&self) -> StateRef<'_> {
+        StateRef {
+            version: self.version,
+            series: &self.series,
+            last_window: &self.last_window,
+            windows: &self.windows,
+            cumulative: &self.cumulative,
+            max_time: self.max_time,
+            floor: self.floor,
+        }
+    }
 }
 
 impl Aggregate {
@@ -95,7 +86,8 @@ impl Aggregate {
     /// A copy of the state that writes what [`Aggregate::save_state`] writes now.
     pub(super) fn snapshot_state(&self) -> StateSnapshot {
         let (series, last_window) = self.groups.slots();
-        let owned = Owned {
+        let owned = State {
+            version: VERSION,
             series: series.to_vec(),
             last_window: last_window.to_vec(),
             windows: self.windows.clone(),

@@ -51,6 +51,23 @@ async fn append(wal: &Wal, i: usize) -> u64 {
         .expect("append")
 }
 
+/// After a recovery: appends `body(5)` to `reopened`, restarts, and checks that the restart
+/// reports no problem and replays `appended` plus that record. Returns its sequence number.
+async fn append_then_replay(
+    dir: &Path,
+    direct_io: bool,
+    reopened: crate::Opened,
+    mut appended: Vec<(u64, usize)>,
+) -> u64 {
+    let seq = append(&reopened.wal, 5).await;
+    appended.push((seq, 5));
+    drop(reopened);
+    let again = Wal::open(opts(dir, direct_io, 1 << 30)).expect("reopen");
+    assert_eq!(again.report.problems, Vec::<String>::new());
+    assert_eq!(replayed(&again.replay), expected(&appended));
+    seq
+}
+
 /// The replayed records as (sequence number, body).
 fn replayed(replay: &[(u64, RecordBatch)]) -> Vec<(u64, Vec<u8>)> {
     replay
@@ -176,11 +193,7 @@ async fn zero_padding_after_last_record_is_a_clean_end() {
         assert_eq!(replayed(&reopened.replay), expected(&appended));
         assert_eq!(reopened.wal.bytes(), logical);
         assert_eq!(file_lens(dir.path()), vec![logical], "padding trimmed");
-        appended.push((append(&reopened.wal, 5).await, 5));
-        drop(reopened);
-        let again = Wal::open(opts(dir.path(), true, 1 << 30)).expect("reopen");
-        assert_eq!(again.report.problems, Vec::<String>::new());
-        assert_eq!(replayed(&again.replay), expected(&appended));
+        append_then_replay(dir.path(), true, reopened, appended).await;
     }
 }
 
@@ -201,12 +214,8 @@ async fn zero_filled_newest_segment_is_reused() {
         let reopened = Wal::open(opts(dir.path(), direct_io, 1 << 30)).expect("reopen");
         assert_eq!(reopened.report.problems, Vec::<String>::new());
         assert_eq!(segments(dir.path()).len(), 2, "the floor segment is kept");
-        appended.push((append(&reopened.wal, 5).await, 5));
-        assert_eq!(appended.last().map(|a| a.0), Some(6));
-        drop(reopened);
-        let again = Wal::open(opts(dir.path(), direct_io, 1 << 30)).expect("reopen");
-        assert_eq!(again.report.problems, Vec::<String>::new());
-        assert_eq!(replayed(&again.replay), expected(&appended));
+        let seq = append_then_replay(dir.path(), direct_io, reopened, appended).await;
+        assert_eq!(seq, 6);
     }
 }
 
@@ -238,11 +247,7 @@ async fn garbage_after_padding_is_cut_and_reported() {
         assert!(report.problems[0].contains("bad magic"), "{report:?}");
         assert_eq!(report.bytes_cut, bytes.len() as u64 - logical);
         assert_eq!(replayed(&reopened.replay), expected(&appended));
-        appended.push((append(&reopened.wal, 5).await, 5));
-        drop(reopened);
-        let again = Wal::open(opts(dir.path(), true, 1 << 30)).expect("reopen");
-        assert_eq!(again.report.problems, Vec::<String>::new());
-        assert_eq!(replayed(&again.replay), expected(&appended));
+        append_then_replay(dir.path(), true, reopened, appended).await;
     }
 }
 
