@@ -3,7 +3,7 @@
 //! random values, 500k rows each) into an in-memory store, then compacts their hour.
 //!
 //! ```text
-//! cargo run --release -p phoenix-benches --example compact_cost -- [files]
+//! cargo run --release -p phoenix-benches --example compact_cost -- [files] [compaction zstd level]
 //! ```
 //!
 //! The end-to-end benchmark runs for a minute, before any hour is compacted; this prices the
@@ -41,11 +41,14 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let config = phoenix_model::config::StorageConfig {
+    let mut config = phoenix_model::config::StorageConfig {
         url: "memory://".into(),
         ..Default::default()
     };
+    if let Some(level) = std::env::args().nth(2).and_then(|s| s.parse().ok()) {
+        config.compaction.zstd_level = level;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let storage = Storage::open_with_store(Arc::new(InMemory::new()), &config)
             .await
@@ -75,7 +78,8 @@ fn main() {
         let compact_cpu = cpu_seconds() - cpu;
         let m = rows as f64 / 1e6;
         println!(
-            "{{\"rows\":{rows},\"files\":{files},\"flush_cpu_s_per_m\":{:.3},\"compact_cpu_s_per_m\":{:.3},\"compact_wall_s\":{:.2},\"flushed_bytes_per_row\":{:.2},\"compacted_bytes_per_row\":{:.2}}}",
+            "{{\"rows\":{rows},\"files\":{files},\"compaction_zstd_level\":{},\"flush_cpu_s_per_m\":{:.3},\"compact_cpu_s_per_m\":{:.3},\"compact_wall_s\":{:.2},\"flushed_bytes_per_row\":{:.2},\"compacted_bytes_per_row\":{:.2}}}",
+            config.compaction.zstd_level,
             flush_cpu / m,
             compact_cpu / m,
             wall.elapsed().as_secs_f64(),
