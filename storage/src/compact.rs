@@ -357,10 +357,28 @@ fn merge(
     let mut pending: Vec<(usize, usize)> = Vec::with_capacity(OUTPUT_BATCH_ROWS);
     let mut rows = 0_u64;
     while let Some(&top) = heap.first() {
+        // Inputs hold each series as a run of rows: take the top cursor's rows while they
+        // still sort before the best of the others (the root's smaller child), one compare a
+        // row instead of a sift through the heap.
+        let runner_up = match heap.len() {
+            0 | 1 => None,
+            2 => Some(heap[1]),
+            _ if before(&cursors, heap[1], heap[2]) => Some(heap[1]),
+            _ => Some(heap[2]),
+        };
+        loop {
+            let c = &mut cursors[top];
+            pending.push((c.source, c.pos));
+            c.pos += 1;
+            rows += 1;
+            let more = c.pos < c.batch.num_rows()
+                && pending.len() < OUTPUT_BATCH_ROWS
+                && runner_up.is_none_or(|r| before(&cursors, top, r));
+            if !more {
+                break;
+            }
+        }
         let c = &mut cursors[top];
-        pending.push((c.source, c.pos));
-        c.pos += 1;
-        rows += 1;
         if c.pos >= c.batch.num_rows() && !merge.advance(c)? {
             let last = heap.len() - 1;
             heap.swap(0, last);

@@ -119,10 +119,22 @@ fn constant_column(arrays: &[&ArrayRef], len: usize) -> Result<Option<ArrayRef>>
     if first.null_count() == first.len() {
         return Ok(Some(new_null_array(first.data_type(), len)));
     }
-    if non_empty.iter().map(|a| a.len()).sum::<usize>() < len {
+    // Only as many batches as `len` rows need: a compaction slice of 8k rows has tens of
+    // batches to pick from.
+    let mut rows = 0;
+    let needed: Vec<&dyn Array> = non_empty
+        .iter()
+        .take_while(|a| {
+            let more = rows < len;
+            rows += a.len();
+            more
+        })
+        .copied()
+        .collect();
+    if rows < len {
         return Ok(None);
     }
-    Ok(Some(concat(&non_empty)?.slice(0, len)))
+    Ok(Some(concat(&needed)?.slice(0, len)))
 }
 
 /// Whether every row of `column` is null, or every row holds the same value (checked for the

@@ -169,6 +169,93 @@ async fn merges_files_into_one_sorted_file() {
     assert_eq!(listed.len(), 1);
 }
 
+/// The merged rows are exactly a stable sort of the inputs' rows, taken file by file in the
+/// order compaction lists them: rows with equal keys (the overlapping files repeat series and
+/// times with other values) keep their input order, across batch ends and taken runs alike.
+#[tokio::test]
+async fn merge_equals_stable_sort_of_inputs() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let storage = Storage::open_with_store(Arc::clone(&store), &cfg("memory://"))
+        .await
+        .expect("open");
+    let table = storage.table("metrics").expect("table");
+    // Files of 2,400 rows overlap the previous one by three quarters of their times; reads
+    // of `READ_BATCH_ROWS` end mid-file. Values carry the file's number, so rows with equal
+    // keys differ and their order shows.
+    for f in 0..7_i64 {
+        let b = regular(40, 60, T0 + f * 150 * SEC);
+        let i = b.schema().index_of("value").expect("value");
+        let values: arrow::array::Float64Array = b
+            .column(i)
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .iter()
+            .map(|v| v.map(|v| v + f as f64 * 1000.0))
+            .collect();
+        let mut columns = b.columns().to_vec();
+        columns[i] = Arc::new(values);
+        let b = RecordBatch::try_new(b.schema(), columns).expect("batch");
+        table.append(b).expect("append");
+        table.flush().await.expect("flush");
+    }
+    let inputs: Vec<Path> = table.snapshot().files.into_iter().map(|f| f.path).collect();
+    type Row = (String, String, u64, i64, u64);
+    let rows_of = |b: &RecordBatch| -> Vec<Row> {
+        let metric = b.column_by_name("metric").expect("m").as_string::<i32>();
+        let service = b.column_by_name("service").expect("s").as_string::<i32>();
+        let ids = b
+            .column_by_name("series_id")
+            .expect("id")
+            .as_primitive::<UInt64Type>();
+        let times = b
+            .column_by_name("time")
+            .expect("t")
+            .as_primitive::<TimestampNanosecondType>();
+        let values = b
+            .column_by_name("value")
+            .expect("v")
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        (0..b.num_rows())
+            .map(|i| {
+                (
+                    metric.value(i).to_string(),
+                    service.value(i).to_string(),
+                    ids.value(i),
+                    times.value(i),
+                    values.value(i).to_bits(),
+                )
+            })
+            .collect()
+    };
+    let mut want: Vec<Row> = Vec::new();
+    for path in &inputs {
+        want.extend(rows_of(&read_file(&store, path).await));
+    }
+    // `sort_by` is stable: equal keys stay in file order.
+    want.sort_by(|a, b| (&a.0, &a.1, a.2, a.3).cmp(&(&b.0, &b.1, b.2, b.3)));
+    let ties = want
+        .windows(2)
+        .filter(|w| (&w[0].0, &w[0].1, w[0].2, w[0].3) == (&w[1].0, &w[1].1, w[1].2, w[1].3))
+        .count();
+    assert!(ties > 1000, "the inputs repeat keys ({ties} ties)");
+
+    let report = table
+        .compact_hour(HOUR)
+        .await
+        .expect("compact")
+        .expect("compacted");
+    let listed: Vec<&str> = report.inputs.iter().map(|f| f.path.as_ref()).collect();
+    let snapshot_order: Vec<&str> = inputs.iter().map(|p| p.as_ref()).collect();
+    assert_eq!(
+        listed, snapshot_order,
+        "compaction reads the files in snapshot order"
+    );
+    let files = table.snapshot().files;
+    assert_eq!(files.len(), 1);
+    let got = rows_of(&read_file(&store, &files[0].path).await);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "merged rows differ from the stable sort");
+}
+
 /// A snapshot taken while the merged file is being written sees every row once, and so does
 /// one taken after the swap (inputs not yet deleted).
 #[tokio::test]
