@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use bytes::{Bytes, BytesMut};
+
 use prost::encoding::{encode_key, encode_varint, WireType};
 
 use crate::args::Timestamps;
@@ -77,7 +79,9 @@ struct Slot {
 /// One pre-encoded `ExportMetricsServiceRequest` and the state of its series.
 #[derive(Debug)]
 pub struct Chunk {
-    buf: Vec<u8>,
+    /// The body as last filled. Requests share it without a copy; the next fill takes it
+    /// back once the request let go of it (copying only if a request still holds it).
+    buf: Bytes,
     slots: Vec<Slot>,
     states: Vec<SeriesState>,
     rng: Rng,
@@ -185,7 +189,7 @@ impl Chunk {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Chunk {
-            buf: request.buf,
+            buf: Bytes::from(request.buf),
             slots,
             states,
             rng: Rng::new(workload.seed ^ (index as u64).wrapping_mul(0x9E37_79B9)),
@@ -213,6 +217,11 @@ impl Chunk {
         &self.buf
     }
 
+    /// The encoded request as last filled, shared (no copy).
+    pub fn body(&self) -> Bytes {
+        self.buf.clone()
+    }
+
     /// Advances every series to its next point at wall time `now_ns` (unix ns) and patches
     /// the body in place. Returns how many series identities were sent for the first time.
     pub fn fill(&mut self, now_ns: u64) -> u64 {
@@ -233,8 +242,11 @@ impl Chunk {
             (now_ns.saturating_sub(self.epoch_ns) / 1_000_000_000)
                 .saturating_mul(self.churn_per_sec)
         };
+        let mut body = std::mem::take(&mut self.buf)
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let buf: &mut [u8] = &mut body;
         let Chunk {
-            buf,
             slots,
             states,
             rng,
@@ -300,6 +312,7 @@ impl Chunk {
                 }
             }
         }
+        self.buf = body.freeze();
         new_series
     }
 }
@@ -708,6 +721,28 @@ mod tests {
     }
 
     /// Without `decimals`, gauges stay full-precision doubles (the default is unchanged).
+    /// A body handed to a request is shared, not copied, and never changes: a fill while it
+    /// is held writes a new buffer; once it is dropped, the next fill patches the buffer in
+    /// place again.
+    #[test]
+    fn bodies_are_shared_and_reused() {
+        let mut chunks = build_chunks(&workload(40, 3, 100, 0), 1_000).expect("build");
+        let chunk = &mut chunks[0];
+        chunk.fill(5_000);
+        let held = chunk.body();
+        assert_eq!(held.as_ptr(), chunk.bytes().as_ptr(), "shared, not copied");
+        let sent = held.to_vec();
+        chunk.fill(6_000);
+        assert_eq!(&held[..], &sent[..], "a held body is never patched");
+        assert_ne!(chunk.bytes(), &sent[..], "the fill wrote new points");
+        assert_ne!(held.as_ptr(), chunk.bytes().as_ptr());
+        drop(held);
+        let at = chunk.bytes().as_ptr();
+        chunk.fill(7_000);
+        assert_eq!(chunk.bytes().as_ptr(), at, "patched in place once unshared");
+        assert_eq!(decode(chunk).resource_metrics.len(), 1);
+    }
+
     #[test]
     fn default_values_are_full_precision() {
         let mut chunks = build_chunks(&workload(40, 3, 100, 0), 1_000).expect("build");

@@ -48,15 +48,15 @@ impl HttpSender {
     }
 
     /// The request body for an encoded message: gzip-compressed if asked.
-    pub(crate) fn prepare(&self, message: &[u8]) -> std::io::Result<Bytes> {
+    pub(crate) fn prepare(&self, message: Bytes) -> std::io::Result<Bytes> {
         if !self.gzip {
-            return Ok(Bytes::copy_from_slice(message));
+            return Ok(message);
         }
         let mut gz = GzEncoder::new(
             Vec::with_capacity(message.len() / 4),
             flate2::Compression::fast(),
         );
-        gz.write_all(message)?;
+        gz.write_all(&message)?;
         Ok(Bytes::from(gz.finish()?))
     }
 
@@ -158,7 +158,7 @@ mod tests {
     fn gzip_prepare() {
         let s =
             HttpSender::new("http://127.0.0.1:1/v1/metrics", Compression::Gzip).expect("client");
-        let body = s.prepare(&[7u8; 1000]).expect("gzip");
+        let body = s.prepare(Bytes::from(vec![7u8; 1000])).expect("gzip");
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
             .expect("gunzip");

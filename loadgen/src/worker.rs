@@ -61,9 +61,9 @@ impl Sender {
     }
 
     /// The body to send for an encoded message (gRPC compresses inside tonic).
-    fn prepare(&self, message: &[u8]) -> std::io::Result<Bytes> {
+    fn prepare(&self, message: Bytes) -> std::io::Result<Bytes> {
         match self {
-            Sender::Grpc(_) => Ok(Bytes::copy_from_slice(message)),
+            Sender::Grpc(_) => Ok(message),
             Sender::Http(h) => h.prepare(message),
         }
     }
@@ -180,7 +180,7 @@ pub(crate) async fn run_connection(
         let n = chunk.datapoints() as u64;
         Stats::add(&stats.series_created, created);
         Stats::add(&stats.sent, n);
-        match sender.prepare(chunk.bytes()) {
+        match sender.prepare(chunk.body()) {
             Ok(body) => deliver(&shared, &mut sender, body, n, &mut rng, &mut stop).await,
             Err(error) => {
                 tracing::warn!(%error, "Cannot compress a request.");
