@@ -34,6 +34,24 @@ const LOW_CARDINALITY_PLAIN: [&str; 4] = [col::KIND, col::TEMPORALITY, col::UNIT
 /// them.
 const NO_STATISTICS: [&str; 2] = [col::UNIT, col::SCOPE];
 
+/// Rows gathered and encoded at a time by [`FileEncoder::encode_sorted`]: large enough for
+/// the parallel gather and encode (32k rows), small enough that the sorted copy stays a
+/// fraction of the flush.
+const SORTED_SLICE_ROWS: usize = 128 * 1024;
+
+/// One encoded file and what the manifest records of it.
+#[derive(Debug)]
+pub(crate) struct EncodedFile {
+    /// The Parquet file.
+    pub(crate) bytes: Bytes,
+    /// Smallest time in it (0 when empty).
+    pub(crate) min_time: i64,
+    /// Largest time in it (0 when empty).
+    pub(crate) max_time: i64,
+    /// Rows in it.
+    pub(crate) rows: u64,
+}
+
 /// How a table's files are encoded.
 #[derive(Debug, Clone)]
 pub(crate) struct FileEncoder {
@@ -41,6 +59,8 @@ pub(crate) struct FileEncoder {
     schema: SchemaRef,
     /// Sort key column indices in the table schema.
     sort_keys: Vec<usize>,
+    /// The time column's index (the last sort key).
+    time_col: usize,
     /// Writer settings shared by every file of the table.
     props: WriterProperties,
     /// Row group limits and the `value` dictionary alternative.
@@ -182,6 +202,7 @@ impl FileEncoder {
         Ok(Self {
             schema: SchemaRef::clone(schema),
             sort_keys,
+            time_col,
             props,
             layout: Layout {
                 max_rows: row_group_rows.max(1),
@@ -201,8 +222,15 @@ impl FileEncoder {
     ///
     /// The order is computed from the key columns only and the rows are gathered straight from
     /// the batches: concatenating them first would copy every column (the maps' strings most of
-    /// all) once more.
+    /// all) once more. (Flushes use [`FileEncoder::encode_sorted`], which gathers a slice at a
+    /// time; tests compare against this whole sorted batch.)
+    #[cfg(test)]
     pub(crate) fn sort_batches(&self, batches: &[RecordBatch]) -> Result<RecordBatch> {
+        crate::take_rows::take_rows_from(&self.schema, batches, &self.sorted_rows(batches)?)
+    }
+
+    /// The (batch, row) pairs of `batches` in file sort order.
+    fn sorted_rows(&self, batches: &[RecordBatch]) -> Result<Vec<(usize, usize)>> {
         let order = match self.packed_sort_order(batches) {
             Some(order) => order,
             None => self.general_sort_order(batches)?,
@@ -213,8 +241,64 @@ impl FileEncoder {
             .enumerate()
             .flat_map(|(b, batch)| (0..batch.num_rows()).map(move |row| (b, row)))
             .collect();
-        let order: Vec<(usize, usize)> = order.iter().map(|&i| at[i as usize]).collect();
-        crate::take_rows::take_rows_from(&self.schema, batches, &order)
+        Ok(order.iter().map(|&i| at[i as usize]).collect())
+    }
+
+    /// One file of `batches`' rows in sort order. The rows are gathered and encoded
+    /// [`SORTED_SLICE_ROWS`] at a time, so a flush holds one slice's sorted copy, not a copy
+    /// of all its rows (a rollup's window close hands over hundreds of MiB at once).
+    pub(crate) fn encode_sorted(
+        &self,
+        batches: &[RecordBatch],
+        ack_max: Option<u64>,
+        positions: Option<&str>,
+    ) -> Result<EncodedFile> {
+        self.encode_sorted_in(batches, ack_max, positions, SORTED_SLICE_ROWS)
+    }
+
+    /// [`FileEncoder::encode_sorted`] with slices of `slice_rows`.
+    fn encode_sorted_in(
+        &self,
+        batches: &[RecordBatch],
+        ack_max: Option<u64>,
+        positions: Option<&str>,
+        slice_rows: usize,
+    ) -> Result<EncodedFile> {
+        let order = self.sorted_rows(batches)?;
+        let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        let mut writer = self.writer(Vec::with_capacity(memory / 4), None)?;
+        if let Some(ack) = ack_max {
+            writer
+                .append_key_value_metadata(KeyValue::new(ACK_MAX_KEY.to_string(), ack.to_string()));
+        }
+        if let Some(p) = positions {
+            writer.append_key_value_metadata(KeyValue::new(
+                crate::POSITIONS_KEY.to_string(),
+                p.to_string(),
+            ));
+        }
+        let sources = crate::take_rows::Sources::new(&self.schema, batches)?;
+        let (mut min_time, mut max_time) = (None::<i64>, None::<i64>);
+        for slice in order.chunks(slice_rows.max(1)) {
+            let sorted = sources.take(slice)?;
+            let times = sorted
+                .column(self.time_col)
+                .as_primitive::<TimestampNanosecondType>();
+            if let Some(t) = arrow::compute::min(times) {
+                min_time = Some(min_time.map_or(t, |m| m.min(t)));
+            }
+            if let Some(t) = arrow::compute::max(times) {
+                max_time = Some(max_time.map_or(t, |m| m.max(t)));
+            }
+            writer.write(&sorted)?;
+        }
+        writer.finish()?;
+        Ok(EncodedFile {
+            bytes: Bytes::from(writer.take_written()?),
+            min_time: min_time.unwrap_or(0),
+            max_time: max_time.unwrap_or(0),
+            rows: order.len() as u64,
+        })
     }
 
     /// The sort permutation of the batches' rows taken as one, by the general multi-column sort
@@ -329,7 +413,9 @@ impl FileEncoder {
         )
     }
 
-    /// Encodes an already sorted batch as a complete Parquet file.
+    /// Encodes an already sorted batch as a complete Parquet file (tests; flushes use
+    /// [`FileEncoder::encode_sorted`]).
+    #[cfg(test)]
     pub(crate) fn encode(
         &self,
         batch: &RecordBatch,
@@ -531,6 +617,44 @@ mod tests {
     /// counts and null values, sliced and empty batches, and columns constant within each
     /// batch but different between them (`kind`, `temporality`, `monotonic`); a list of one
     /// batch too.
+    /// A flush gathered and encoded a slice at a time writes the same file as the whole
+    /// sorted batch encoded at once, and reports its rows and time range.
+    #[test]
+    fn sliced_flush_writes_the_same_file() {
+        // Row groups of 5,000 rows (and cut where the kind changes) span slice boundaries.
+        let enc = encoder(VALUE_ENCODING, 5_000);
+        // Gauges (sorted first) hold the earliest times, sums the latest: each end of the
+        // time range is in another slice.
+        let batches = [
+            series_points(0..300, 0..20, false),
+            series_points(100..400, 50..60, true),
+            null_valued_attributes(&series_points(50..150, 20..30, false)),
+            series_points(0..200, 60..65, true),
+        ];
+        let whole = enc.sort_batches(&batches).expect("sort");
+        let want = enc.encode(&whole, Some(9), Some("p")).expect("encode");
+        let times = whole.column(0).as_primitive::<TimestampNanosecondType>();
+        for slice in [4096, 5000, usize::MAX] {
+            let got = enc
+                .encode_sorted_in(&batches, Some(9), Some("p"), slice)
+                .expect("sliced");
+            assert_eq!(got.rows, whole.num_rows() as u64);
+            assert_eq!(Some(got.min_time), arrow::compute::min(times));
+            assert_eq!(Some(got.max_time), arrow::compute::max(times));
+            if slice % 1024 == 0 || slice == usize::MAX {
+                // Slices on whole mini-batches (1,024 rows) write the very same pages.
+                assert_eq!(got.bytes, want, "slice {slice}");
+            }
+            let read: Vec<RecordBatch> =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(got.bytes, 7_777)
+                    .expect("reader")
+                    .collect::<std::result::Result<_, _>>()
+                    .expect("read");
+            let read = arrow::compute::concat_batches(&whole.schema(), &read).expect("concat");
+            assert_eq!(read, whole, "slice {slice}");
+        }
+    }
+
     #[test]
     fn sort_batches_equals_sort_of_concat() {
         let enc = encoder(None, 1024);

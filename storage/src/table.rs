@@ -510,18 +510,15 @@ impl Table {
             )
         });
         // Sorting and compressing are CPU-bound; keep them off the async workers.
-        let (bytes, min_time, max_time, rows) = tokio::task::spawn_blocking(move || {
-            let sorted = inner.encoder.sort_batches(&batches)?;
-            let times = sorted
-                .column(inner.time_col)
-                .as_primitive::<TimestampNanosecondType>();
-            let min = arrow::compute::min(times).unwrap_or(0);
-            let max = arrow::compute::max(times).unwrap_or(0);
-            let bytes = inner.encoder.encode(&sorted, ack_max, sources.as_deref())?;
-            Ok::<_, Error>((bytes, min, max, sorted.num_rows() as u64))
+        let file = tokio::task::spawn_blocking(move || {
+            inner
+                .encoder
+                .encode_sorted(&batches, ack_max, sources.as_deref())
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
+        let (bytes, min_time, max_time, rows) =
+            (file.bytes, file.min_time, file.max_time, file.rows);
         let path = file_path(&self.inner.name, hour, min_time, max_time);
         let size = bytes.len() as u64;
         self.inner

@@ -37,37 +37,72 @@ pub(crate) fn take_rows_from(
     batches: &[RecordBatch],
     order: &[(usize, usize)],
 ) -> Result<RecordBatch> {
-    if batches.is_empty() || order.is_empty() {
-        return Ok(RecordBatch::new_empty(SchemaRef::clone(schema)));
-    }
-    // Columns are gathered independently: a large flush spreads them over threads, the
-    // costliest (most memory: maps, strings) first.
-    let mut tasks: Vec<(usize, usize)> = (0..schema.fields().len())
-        .map(|i| {
-            let bytes = batches
-                .iter()
-                .map(|b| b.column(i).get_array_memory_size())
-                .sum();
-            (bytes, i)
-        })
-        .collect();
-    tasks.sort_unstable_by_key(|&(bytes, _)| std::cmp::Reverse(bytes));
-    let taken = map_tasks(tasks, threads_for(order.len()), |(_, i)| {
-        let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
-        take_column(&arrays, order).map(|a| (i, a))
-    })?;
-    let mut columns: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
-    for (i, a) in taken {
-        columns[i] = Some(a);
-    }
-    let columns: Vec<ArrayRef> = columns.into_iter().flatten().collect();
-    Ok(RecordBatch::try_new(SchemaRef::clone(schema), columns)?)
+    Sources::new(schema, batches)?.take(order)
 }
 
-/// One column's rows at `order` (not empty) from `arrays`, one per batch.
-fn take_column(arrays: &[&ArrayRef], order: &[(usize, usize)]) -> Result<ArrayRef> {
-    if let Some(column) = constant_column(arrays, order.len())? {
-        return Ok(column);
+/// Batches to take rows from, with the columns that hold one value throughout found once:
+/// a flush takes its sorted rows a slice at a time, and that check reads whole columns.
+pub(crate) struct Sources<'a> {
+    schema: &'a SchemaRef,
+    batches: &'a [RecordBatch],
+    /// Per column: every row of every batch is null, or all hold the same value.
+    constant: Vec<bool>,
+}
+
+impl<'a> Sources<'a> {
+    /// `batches`, each with `schema`.
+    pub(crate) fn new(schema: &'a SchemaRef, batches: &'a [RecordBatch]) -> Result<Self> {
+        let constant = (0..schema.fields().len())
+            .map(|i| {
+                let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
+                is_constant(&arrays)
+            })
+            .collect::<Result<Vec<bool>>>()?;
+        Ok(Sources {
+            schema,
+            batches,
+            constant,
+        })
+    }
+
+    /// The rows `order` picks, each a (batch, row) pair in bounds, in that order.
+    pub(crate) fn take(&self, order: &[(usize, usize)]) -> Result<RecordBatch> {
+        let (schema, batches) = (self.schema, self.batches);
+        if batches.is_empty() || order.is_empty() {
+            return Ok(RecordBatch::new_empty(SchemaRef::clone(schema)));
+        }
+        // Columns are gathered independently: a large flush spreads them over threads, the
+        // costliest (most memory: maps, strings) first.
+        let mut tasks: Vec<(usize, usize)> = (0..schema.fields().len())
+            .map(|i| {
+                let bytes = batches
+                    .iter()
+                    .map(|b| b.column(i).get_array_memory_size())
+                    .sum();
+                (bytes, i)
+            })
+            .collect();
+        tasks.sort_unstable_by_key(|&(bytes, _)| std::cmp::Reverse(bytes));
+        let taken = map_tasks(tasks, threads_for(order.len()), |(_, i)| {
+            let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
+            take_column(&arrays, order, self.constant[i]).map(|a| (i, a))
+        })?;
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
+        for (i, a) in taken {
+            columns[i] = Some(a);
+        }
+        let columns: Vec<ArrayRef> = columns.into_iter().flatten().collect();
+        Ok(RecordBatch::try_new(SchemaRef::clone(schema), columns)?)
+    }
+}
+
+/// One column's rows at `order` (not empty) from `arrays`, one per batch; `constant` as
+/// [`is_constant`] found it.
+fn take_column(arrays: &[&ArrayRef], order: &[(usize, usize)], constant: bool) -> Result<ArrayRef> {
+    if constant {
+        if let Some(column) = constant_rows(arrays, order.len())? {
+            return Ok(column);
+        }
     }
     let maps: Option<Vec<&MapArray>> = arrays
         .iter()
@@ -90,10 +125,29 @@ fn take_column(arrays: &[&ArrayRef], order: &[(usize, usize)]) -> Result<ArrayRe
     Ok(interleave(&arrays, order)?)
 }
 
-/// `len` rows of a column that holds one value (or only nulls) in every batch, built without
-/// a gather: a slice of a long enough batch, nulls, or the batches concatenated; `None` when
-/// the rows differ or there are fewer than `len` of them.
-fn constant_column(arrays: &[&ArrayRef], len: usize) -> Result<Option<ArrayRef>> {
+/// Whether a column holds one value (or only nulls) in every batch.
+fn is_constant(arrays: &[&ArrayRef]) -> Result<bool> {
+    let non_empty: Vec<&dyn Array> = arrays
+        .iter()
+        .filter(|a| !a.is_empty())
+        .map(|a| a.as_ref())
+        .collect();
+    if non_empty.is_empty() || !non_empty.iter().all(|a| all_equal(*a)) {
+        return Ok(false);
+    }
+    // Each batch is constant: so is the whole column when the batches' first rows are equal.
+    if non_empty.len() > 1 {
+        let firsts: Vec<ArrayRef> = non_empty.iter().map(|a| a.slice(0, 1)).collect();
+        let firsts: Vec<&dyn Array> = firsts.iter().map(|a| a.as_ref()).collect();
+        return Ok(all_equal(concat(&firsts)?.as_ref()));
+    }
+    Ok(true)
+}
+
+/// `len` rows of a column [`is_constant`] found constant, built without a gather: a slice of
+/// a long enough batch, nulls, or the batches concatenated; `None` when there are fewer than
+/// `len` rows.
+fn constant_rows(arrays: &[&ArrayRef], len: usize) -> Result<Option<ArrayRef>> {
     let non_empty: Vec<&dyn Array> = arrays
         .iter()
         .filter(|a| !a.is_empty())
@@ -102,17 +156,6 @@ fn constant_column(arrays: &[&ArrayRef], len: usize) -> Result<Option<ArrayRef>>
     let Some(&first) = non_empty.first() else {
         return Ok(None);
     };
-    if !non_empty.iter().all(|a| all_equal(*a)) {
-        return Ok(None);
-    }
-    // Each batch is constant: so is the whole column when the batches' first rows are equal.
-    if non_empty.len() > 1 {
-        let firsts: Vec<ArrayRef> = non_empty.iter().map(|a| a.slice(0, 1)).collect();
-        let firsts: Vec<&dyn Array> = firsts.iter().map(|a| a.as_ref()).collect();
-        if !all_equal(concat(&firsts)?.as_ref()) {
-            return Ok(None);
-        }
-    }
     if let Some(a) = non_empty.iter().find(|a| a.len() >= len) {
         return Ok(Some(a.slice(0, len)));
     }
@@ -413,14 +456,14 @@ mod tests {
             (1, 4),
             (0, 11),
         ];
-        let ours = take_column(&[&a, &b], &order).expect("take_column");
+        let ours = take_column(&[&a, &b], &order, false).expect("take_column");
         let arrows = interleave(&[a.as_ref(), b.as_ref()], &order).expect("interleave");
         assert_eq!(ours.to_data(), arrows.to_data());
         ours.to_data().validate_full().expect("valid");
 
         let rows = [24_u32, 0, 3, 3, 7, 11, 1, 2, 5];
         let order: Vec<(usize, usize)> = rows.iter().map(|&r| (0, r as usize)).collect();
-        let ours = take_column(&[&a], &order).expect("take_column");
+        let ours = take_column(&[&a], &order, false).expect("take_column");
         let arrows = take(a.as_ref(), &UInt32Array::from(rows.to_vec()), None).expect("take");
         assert_eq!(ours.to_data(), arrows.to_data());
     }

@@ -60,12 +60,49 @@ pub(super) struct Emitter {
     flags: UInt32Builder,
 }
 
-/// A map builder for `rows` rows of about four entries.
-fn map_builder(rows: usize) -> MapBuilder<StringBuilder, StringBuilder> {
+/// Entries and bytes a map column will hold.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct MapSize {
+    entries: usize,
+    keys: usize,
+    values: usize,
+}
+
+impl MapSize {
+    fn add(&mut self, entries: &Entries, rows: usize) {
+        self.entries += entries.len() * rows;
+        for (k, v) in entries.iter() {
+            self.keys += k.len() * rows;
+            self.values += v.as_deref().map_or(0, str::len) * rows;
+        }
+    }
+}
+
+/// What a batch of output rows will hold, so its builders are sized once and exactly: a
+/// window close emits hundreds of thousands of rows, and a guess per row either reallocates
+/// or reserves memory the batch then carries until it is stored.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Capacity {
+    rows: usize,
+    resource: MapSize,
+    attributes: MapSize,
+}
+
+impl Capacity {
+    /// Counts `rows` rows of series `s`.
+    pub(super) fn add(&mut self, s: &OutSeries, rows: usize) {
+        self.rows += rows;
+        self.resource.add(&s.resource, rows);
+        self.attributes.add(&s.attributes, rows);
+    }
+}
+
+/// A map builder for `rows` rows holding `size`.
+fn map_builder(rows: usize, size: MapSize) -> MapBuilder<StringBuilder, StringBuilder> {
     MapBuilder::with_capacity(
         None,
-        StringBuilder::with_capacity(rows * 4, rows * 48),
-        StringBuilder::with_capacity(rows * 4, rows * 64),
+        StringBuilder::with_capacity(size.entries, size.keys),
+        StringBuilder::with_capacity(size.entries, size.values),
         rows,
     )
 }
@@ -79,8 +116,9 @@ fn append_map(b: &mut MapBuilder<StringBuilder, StringBuilder>, entries: &Entrie
 }
 
 impl Emitter {
-    /// No rows yet; builders sized for `rows` (they grow past it if needed).
-    pub(super) fn with_capacity(rows: usize) -> Self {
+    /// No rows yet; builders sized for `capacity` (they grow past it if needed).
+    pub(super) fn with_capacity(capacity: &Capacity) -> Self {
+        let rows = capacity.rows;
         let strings =
             |bytes_per_row: usize| StringBuilder::with_capacity(rows, rows * bytes_per_row);
         Emitter {
@@ -93,9 +131,9 @@ impl Emitter {
             monotonic: BooleanBuilder::with_capacity(rows),
             unit: strings(4),
             service: strings(16),
-            resource: map_builder(rows),
+            resource: map_builder(rows, capacity.resource),
             scope: strings(16),
-            attributes: map_builder(rows),
+            attributes: map_builder(rows, capacity.attributes),
             series_id: UInt64Builder::with_capacity(rows),
             value: Float64Builder::with_capacity(rows),
             count: UInt64Builder::with_capacity(rows),

@@ -14,7 +14,7 @@ use super::buckets::HistAcc;
 use super::buckets::HistPoint;
 use super::config::Settings;
 use super::downsample::{Cand, Down, Mode};
-use super::emit::{Emitter, Fields};
+use super::emit::{Capacity, Emitter, Fields};
 use super::group::{Grouping, Groups, NameCache, OutSeries, Running};
 use super::input::{Class, Input};
 use super::metrics::AggregateMetrics;
@@ -315,16 +315,19 @@ impl Aggregate {
             win.convert(&mut self.cumulative, &mut self.scratch);
         }
         let per_gauge = self.settings.functions.len() + self.settings.quantiles.len();
-        let rows = closing
-            .iter()
-            .flat_map(|(_, w)| w.accs.values())
-            .map(|a| match a {
-                Acc::Gauge(_) => per_gauge,
-                _ => 1,
-            })
-            .sum::<usize>()
-            + closing.iter().map(|(_, w)| w.downs.len()).sum::<usize>();
-        let mut out = Emitter::with_capacity(rows);
+        let mut capacity = Capacity::default();
+        for (_, w) in &closing {
+            let accs = w.accs.pairs().map(|(idx, a)| match a {
+                Acc::Gauge(_) => (idx, per_gauge),
+                _ => (idx, 1),
+            });
+            for (idx, rows) in accs.chain(w.downs.keys().map(|idx| (idx, 1))) {
+                if let Some(series) = self.groups.get(idx) {
+                    capacity.add(series, rows);
+                }
+            }
+        }
+        let mut out = Emitter::with_capacity(&capacity);
         for (start, win) in closing {
             self.finish_window(start, win, &mut out)?;
         }

@@ -24,6 +24,7 @@ impl<T> Default for Slots<T> {
 
 impl<T> Slots<T> {
     /// Values held.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.len
     }
@@ -59,9 +60,13 @@ impl<T> Slots<T> {
             .map(|(i, _)| i as u32)
     }
 
-    /// Every value held.
-    pub(super) fn values(&self) -> impl Iterator<Item = &T> + '_ {
-        self.items.iter().flatten()
+    /// Every `(slot, value)` held, by reference, in slot order.
+    pub(super) fn pairs(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
+        self.items
+            .iter()
+            .enumerate()
+            // Slots come from u32 indices.
+            .filter_map(|(i, v)| v.as_ref().map(|v| (i as u32, v)))
     }
 
     /// Every `(slot, value)`, in slot order.
@@ -89,7 +94,8 @@ mod tests {
         assert_eq!(s.get_mut(3), None);
         assert_eq!(s.get_mut(99), None);
         assert_eq!(s.keys().collect::<Vec<_>>(), [2, 5]);
-        assert_eq!(s.values().sum::<u32>(), 19);
+        assert_eq!(s.pairs().map(|(_, v)| *v).sum::<u32>(), 19);
+        assert_eq!(s.pairs().map(|(k, _)| k).collect::<Vec<_>>(), [2, 5]);
         assert_eq!(s.into_pairs().collect::<Vec<_>>(), [(2, 7), (5, 12)]);
     }
 }
