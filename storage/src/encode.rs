@@ -244,6 +244,28 @@ impl FileEncoder {
         Ok(order.iter().map(|&i| at[i as usize]).collect())
     }
 
+    /// A flush file's writer into a buffer of `capacity` bytes, with the highest ack and the
+    /// WAL positions it covers in its metadata.
+    fn file_writer(
+        &self,
+        capacity: usize,
+        ack_max: Option<u64>,
+        positions: Option<&str>,
+    ) -> Result<RowGroupWriter<Vec<u8>>> {
+        let mut writer = self.writer(Vec::with_capacity(capacity), None)?;
+        if let Some(ack) = ack_max {
+            writer
+                .append_key_value_metadata(KeyValue::new(ACK_MAX_KEY.to_string(), ack.to_string()));
+        }
+        if let Some(p) = positions {
+            writer.append_key_value_metadata(KeyValue::new(
+                crate::POSITIONS_KEY.to_string(),
+                p.to_string(),
+            ));
+        }
+        Ok(writer)
+    }
+
     /// One file of `batches`' rows in sort order. The rows are gathered and encoded
     /// [`SORTED_SLICE_ROWS`] at a time, so a flush holds one slice's sorted copy, not a copy
     /// of all its rows (a rollup's window close hands over hundreds of MiB at once).
@@ -266,17 +288,7 @@ impl FileEncoder {
     ) -> Result<EncodedFile> {
         let order = self.sorted_rows(batches)?;
         let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        let mut writer = self.writer(Vec::with_capacity(memory / 4), None)?;
-        if let Some(ack) = ack_max {
-            writer
-                .append_key_value_metadata(KeyValue::new(ACK_MAX_KEY.to_string(), ack.to_string()));
-        }
-        if let Some(p) = positions {
-            writer.append_key_value_metadata(KeyValue::new(
-                crate::POSITIONS_KEY.to_string(),
-                p.to_string(),
-            ));
-        }
+        let mut writer = self.file_writer(memory / 4, ack_max, positions)?;
         let sources = crate::take_rows::Sources::new(&self.schema, batches)?;
         let (mut min_time, mut max_time) = (None::<i64>, None::<i64>);
         for slice in order.chunks(slice_rows.max(1)) {
@@ -422,18 +434,7 @@ impl FileEncoder {
         ack_max: Option<u64>,
         positions: Option<&str>,
     ) -> Result<Bytes> {
-        let buf = Vec::with_capacity(batch.get_array_memory_size() / 4);
-        let mut writer = self.writer(buf, None)?;
-        if let Some(ack) = ack_max {
-            writer
-                .append_key_value_metadata(KeyValue::new(ACK_MAX_KEY.to_string(), ack.to_string()));
-        }
-        if let Some(p) = positions {
-            writer.append_key_value_metadata(KeyValue::new(
-                crate::POSITIONS_KEY.to_string(),
-                p.to_string(),
-            ));
-        }
+        let mut writer = self.file_writer(batch.get_array_memory_size() / 4, ack_max, positions)?;
         writer.write(batch)?;
         writer.finish()?;
         Ok(Bytes::from(writer.take_written()?))
