@@ -509,11 +509,15 @@ impl Table {
                 self.inner.time_col,
             )
         });
+        // A flush the sink cut at its byte limit is at most one append past it; twice the
+        // limit means a batch that arrived whole (a window close), which is flushed in slices.
+        let whole_up_to =
+            usize::try_from(self.inner.cfg.flush_max_bytes.saturating_mul(2)).unwrap_or(usize::MAX);
         // Sorting and compressing are CPU-bound; keep them off the async workers.
         let file = tokio::task::spawn_blocking(move || {
             inner
                 .encoder
-                .encode_sorted(&batches, ack_max, sources.as_deref())
+                .encode_sorted(&batches, ack_max, sources.as_deref(), whole_up_to)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
