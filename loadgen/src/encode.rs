@@ -720,7 +720,6 @@ mod tests {
         }
     }
 
-    /// Without `decimals`, gauges stay full-precision doubles (the default is unchanged).
     /// A body handed to a request is shared, not copied, and never changes: a fill while it
     /// is held writes a new buffer; once it is dropped, the next fill patches the buffer in
     /// place again.
@@ -743,6 +742,7 @@ mod tests {
         assert_eq!(decode(chunk).resource_metrics.len(), 1);
     }
 
+    /// Without `decimals`, gauges stay full-precision doubles (the default is unchanged).
     #[test]
     fn default_values_are_full_precision() {
         let mut chunks = build_chunks(&workload(40, 3, 100, 0), 1_000).expect("build");

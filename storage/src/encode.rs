@@ -280,9 +280,10 @@ impl FileEncoder {
         whole_up_to: usize,
     ) -> Result<EncodedFile> {
         let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        let slice = match memory > whole_up_to {
-            true => SORTED_SLICE_ROWS,
-            false => usize::MAX,
+        let slice = if memory > whole_up_to {
+            SORTED_SLICE_ROWS
+        } else {
+            usize::MAX
         };
         self.encode_sorted_in(batches, ack_max, positions, slice)
     }
