@@ -84,11 +84,19 @@ stage "setup (apt packages, python venv)" "$ROOT/scripts/setup-test-env.sh" || f
 # A Kafka-protocol broker for the Kafka-bus tests (built once, cached under $PHOENIX_CACHE);
 # Rust tests read PHOENIX_KAFKA_BROKERS, e2e tests start their own brokers with the same script.
 section "Kafka broker (scripts/kafka-broker.sh)"
-export PHOENIX_KAFKA_STATE="${PHOENIX_KAFKA_STATE:-$(mktemp -d "${TMPDIR:-/tmp}/phoenix-kafka.XXXXXX")}"
+# A state folder this run made is removed at exit; one given in PHOENIX_KAFKA_STATE is kept.
+kafka_state_made=""
+if [[ -z "${PHOENIX_KAFKA_STATE:-}" ]]; then
+    PHOENIX_KAFKA_STATE="$(mktemp -d "${TMPDIR:-/tmp}/phoenix-kafka.XXXXXX")"
+    kafka_state_made="$PHOENIX_KAFKA_STATE"
+fi
+export PHOENIX_KAFKA_STATE
+trap '[[ -z "$kafka_state_made" ]] || rm -rf "$kafka_state_made"' EXIT
 kafka_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 if stage "kafka broker (install, start)" "$ROOT/scripts/kafka-broker.sh" start "$kafka_port"; then
     export PHOENIX_KAFKA_BROKERS="127.0.0.1:$kafka_port"
-    trap '"$ROOT/scripts/kafka-broker.sh" stop >/dev/null 2>&1 || true' EXIT
+    trap '"$ROOT/scripts/kafka-broker.sh" stop >/dev/null 2>&1 || true
+          [[ -z "$kafka_state_made" ]] || rm -rf "$kafka_state_made"' EXIT
     echo "    PHOENIX_KAFKA_BROKERS=$PHOENIX_KAFKA_BROKERS"
 fi
 
