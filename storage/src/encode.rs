@@ -279,13 +279,7 @@ impl FileEncoder {
         positions: Option<&str>,
         whole_up_to: usize,
     ) -> Result<EncodedFile> {
-        let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        let slice = if memory > whole_up_to {
-            SORTED_SLICE_ROWS
-        } else {
-            usize::MAX
-        };
-        self.encode_sorted_in(batches, ack_max, positions, slice)
+        self.encode_sorted_in(batches, ack_max, positions, whole_up_to, SORTED_SLICE_ROWS)
     }
 
     /// [`FileEncoder::encode_sorted`] with slices of `slice_rows`.
@@ -294,14 +288,20 @@ impl FileEncoder {
         batches: &[RecordBatch],
         ack_max: Option<u64>,
         positions: Option<&str>,
+        whole_up_to: usize,
         slice_rows: usize,
     ) -> Result<EncodedFile> {
         let order = self.sorted_rows(batches)?;
         let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        let slice_rows = if memory > whole_up_to {
+            slice_rows.max(1)
+        } else {
+            order.len().max(1)
+        };
         let mut writer = self.file_writer(memory / 4, ack_max, positions)?;
         let sources = crate::take_rows::Sources::new(&self.schema, batches)?;
         let (mut min_time, mut max_time) = (None::<i64>, None::<i64>);
-        for slice in order.chunks(slice_rows.max(1)) {
+        for slice in order.chunks(slice_rows) {
             let sorted = sources.take(slice)?;
             let times = sorted
                 .column(self.time_col)
@@ -647,7 +647,7 @@ mod tests {
         let times = whole.column(0).as_primitive::<TimestampNanosecondType>();
         for slice in [4096, 5000, usize::MAX] {
             let got = enc
-                .encode_sorted_in(&batches, Some(9), Some("p"), slice)
+                .encode_sorted_in(&batches, Some(9), Some("p"), 0, slice)
                 .expect("sliced");
             assert_eq!(got.rows, whole.num_rows() as u64);
             assert_eq!(Some(got.min_time), arrow::compute::min(times));

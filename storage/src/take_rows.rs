@@ -47,6 +47,9 @@ pub(crate) struct Sources<'a> {
     batches: &'a [RecordBatch],
     /// Per column: every row of every batch is null, or all hold the same value.
     constant: Vec<bool>,
+    /// Column indices, costliest (most memory: maps, strings) first: columns are gathered
+    /// independently, and a large take spreads them over threads in this order.
+    by_cost: Vec<usize>,
 }
 
 impl<'a> Sources<'a> {
@@ -58,10 +61,21 @@ impl<'a> Sources<'a> {
                 is_constant(&arrays)
             })
             .collect::<Result<Vec<bool>>>()?;
+        let mut costs: Vec<(usize, usize)> = (0..schema.fields().len())
+            .map(|i| {
+                let bytes = batches
+                    .iter()
+                    .map(|b| b.column(i).get_array_memory_size())
+                    .sum();
+                (bytes, i)
+            })
+            .collect();
+        costs.sort_unstable_by_key(|&(bytes, _)| std::cmp::Reverse(bytes));
         Ok(Sources {
             schema,
             batches,
             constant,
+            by_cost: costs.into_iter().map(|(_, i)| i).collect(),
         })
     }
 
@@ -71,19 +85,7 @@ impl<'a> Sources<'a> {
         if batches.is_empty() || order.is_empty() {
             return Ok(RecordBatch::new_empty(SchemaRef::clone(schema)));
         }
-        // Columns are gathered independently: a large flush spreads them over threads, the
-        // costliest (most memory: maps, strings) first.
-        let mut tasks: Vec<(usize, usize)> = (0..schema.fields().len())
-            .map(|i| {
-                let bytes = batches
-                    .iter()
-                    .map(|b| b.column(i).get_array_memory_size())
-                    .sum();
-                (bytes, i)
-            })
-            .collect();
-        tasks.sort_unstable_by_key(|&(bytes, _)| std::cmp::Reverse(bytes));
-        let taken = map_tasks(tasks, threads_for(order.len()), |(_, i)| {
+        let taken = map_tasks(self.by_cost.clone(), threads_for(order.len()), |i| {
             let arrays: Vec<&ArrayRef> = batches.iter().map(|b| b.column(i)).collect();
             take_column(&arrays, order, self.constant[i]).map(|a| (i, a))
         })?;
