@@ -11,6 +11,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use phoenix_model::config::{FlushCompression, StorageConfig};
 use phoenix_model::schema::{col, SCHEMA_VERSION};
 
 use crate::row_groups::{Layout, RowGroupWriter};
@@ -68,21 +69,22 @@ pub(crate) struct FileEncoder {
 }
 
 impl FileEncoder {
-    /// Settings for a table with `schema` whose time column is `time_col`.
+    /// Settings for a table with `schema` whose time column is `time_col`, its files
+    /// compressed with `codec`.
     pub(crate) fn new(
         schema: &SchemaRef,
         time_col: usize,
-        zstd_level: i32,
+        codec: Compression,
         row_group_rows: usize,
     ) -> Result<Self> {
-        Self::with_value_encoding(schema, time_col, zstd_level, row_group_rows, VALUE_ENCODING)
+        Self::with_value_encoding(schema, time_col, codec, row_group_rows, VALUE_ENCODING)
     }
 
     /// As [`FileEncoder::new`] with an explicit `value` encoding (`None`: dictionary).
     fn with_value_encoding(
         schema: &SchemaRef,
         time_col: usize,
-        zstd_level: i32,
+        codec: Compression,
         row_group_rows: usize,
         value_encoding: Option<Encoding>,
     ) -> Result<Self> {
@@ -112,7 +114,7 @@ impl FileEncoder {
             .collect();
 
         let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
+            .set_compression(codec)
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
             .set_dictionary_enabled(true)
             .set_statistics_enabled(EnabledStatistics::Page)
@@ -464,9 +466,21 @@ pub const ACK_MAX_KEY: &str = "phoenix.ack_max";
 /// than half the size of dictionary encoding (see `value_encoding_choice_is_smaller`).
 const VALUE_ENCODING: Option<Encoding> = Some(Encoding::BYTE_STREAM_SPLIT);
 
+/// The codec of a flushed file under `cfg` (`storage.flush_compression`).
+pub(crate) fn flush_codec(cfg: &StorageConfig) -> Result<Compression> {
+    Ok(match cfg.flush_compression {
+        FlushCompression::Lz4 => Compression::LZ4_RAW,
+        FlushCompression::Zstd => Compression::ZSTD(ZstdLevel::try_new(cfg.zstd_level)?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn zstd(level: i32) -> Compression {
+        Compression::ZSTD(ZstdLevel::try_new(level).expect("zstd level"))
+    }
     use crate::testing::{metrics_batch, TestPoint};
     use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -475,8 +489,14 @@ mod tests {
     use std::ops::Range;
 
     fn encoder(value_encoding: Option<Encoding>, row_group_rows: usize) -> FileEncoder {
-        FileEncoder::with_value_encoding(&metrics_schema(), 0, 3, row_group_rows, value_encoding)
-            .expect("encoder")
+        FileEncoder::with_value_encoding(
+            &metrics_schema(),
+            0,
+            zstd(3),
+            row_group_rows,
+            value_encoding,
+        )
+        .expect("encoder")
     }
 
     /// A day of 10 s samples for 200 series: half slowly moving gauges with two decimals,
@@ -750,7 +770,7 @@ mod tests {
                 false,
             ),
         ]));
-        let enc = FileEncoder::new(&schema, 0, 3, 1024).expect("encoder");
+        let enc = FileEncoder::new(&schema, 0, zstd(3), 1024).expect("encoder");
         let batch = |metrics: &[Option<&str>], t0: i64| {
             let n = metrics.len();
             let attrs = metrics_batch(

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use phoenix_model::config::StorageConfig;
 use phoenix_model::schema::col;
 
-use crate::encode::FileEncoder;
+use crate::encode::{flush_codec, FileEncoder};
 use crate::layout::{file_path, hour_of};
 use crate::metrics::{
     BUFFERED_ROWS, BYTES_WRITTEN, FILES_DELETED, FILES_WRITTEN, FLUSH_DURATION, FLUSH_ERRORS,
@@ -146,7 +146,7 @@ impl Table {
             table: name.to_string(),
             reason: "no non-null Timestamp(ns) column to partition by".into(),
         })?;
-        let encoder = FileEncoder::new(&schema, time_col, cfg.zstd_level, cfg.row_group_rows)?;
+        let encoder = FileEncoder::new(&schema, time_col, flush_codec(cfg)?, cfg.row_group_rows)?;
         files.sort_by(|a, b| (a.min_time, &a.path).cmp(&(b.min_time, &b.path)));
         Ok(Table {
             inner: Arc::new(Inner {

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use phoenix_model::config::FlushCompression;
 use phoenix_storage::testing::{metrics_batch, TestPoint};
 use phoenix_storage::{
     Storage, Table, ACK_MAX_KEY, HOUR_NANOS, READ_BATCH_ROWS, REPLACES_KEY, SCHEMA_VERSION_KEY,
@@ -451,12 +453,13 @@ async fn compaction_chooses_value_encoding_per_kind() {
 }
 
 /// Compaction encodes at `storage.compaction.zstd_level`, not the flush level: the same 30
-/// files compact smaller at level 19 than at level 1 (flushes at level 1 both times).
+/// files compact smaller at level 19 than at level 1 (flushes zstd at level 1 both times).
 #[tokio::test]
 async fn compaction_uses_its_own_zstd_level() {
     let mut sizes = Vec::new();
     for level in [1, 19] {
         let mut c = cfg("memory://");
+        c.flush_compression = FlushCompression::Zstd;
         c.zstd_level = 1;
         c.compaction.zstd_level = level;
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -469,6 +472,60 @@ async fn compaction_uses_its_own_zstd_level() {
     }
     assert_eq!(sizes[0].0, sizes[1].0, "flushed files are encoded alike");
     assert!(sizes[1].1 < sizes[0].1, "level 19 vs 1: {sizes:?}");
+}
+
+/// Codec names of every column chunk of the table's current files.
+async fn file_codecs(store: &Arc<dyn ObjectStore>, table: &Table) -> BTreeSet<String> {
+    let mut codecs = BTreeSet::new();
+    for file in table.snapshot().files {
+        let bytes = object_bytes(store, &file.path).await;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("parquet");
+        for rg in reader.metadata().row_groups() {
+            // The name only: a file does not record the zstd level it was written at.
+            codecs.extend(rg.columns().iter().map(|c| {
+                let codec = format!("{:?}", c.compression());
+                codec.split('(').next().unwrap_or_default().to_string()
+            }));
+        }
+    }
+    codecs
+}
+
+/// Flushed files take `storage.flush_compression` (LZ4 by default, zstd when asked) and
+/// compaction rewrites them with zstd either way, rows unchanged.
+#[tokio::test]
+async fn flushes_take_their_codec_and_compaction_zstd() {
+    for (flush, expected) in [
+        (FlushCompression::Lz4, "LZ4_RAW"),
+        (FlushCompression::Zstd, "ZSTD"),
+    ] {
+        let mut c = cfg("memory://");
+        c.flush_compression = flush;
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let storage = Storage::open_with_store(Arc::clone(&store), &c)
+            .await
+            .expect("open");
+        let table = storage.table("metrics").expect("table");
+        let written = write_files(&table, 8, 50, 4).await;
+        let flushed = file_codecs(&store, &table).await;
+        assert_eq!(flushed, BTreeSet::from([expected.to_string()]), "{flush:?}");
+
+        table
+            .compact_hour(HOUR)
+            .await
+            .expect("compact")
+            .expect("done");
+        let compacted = file_codecs(&store, &table).await;
+        assert_eq!(compacted, BTreeSet::from(["ZSTD".to_string()]), "{flush:?}");
+        let files = table.snapshot().files;
+        assert_eq!(files.len(), 1);
+        let stored = read_file(&store, &files[0].path).await;
+        assert_eq!(
+            row_keys(&[stored]),
+            row_keys(&written),
+            "{flush:?}: rows survive both codecs"
+        );
+    }
 }
 
 /// The policy picks only hours that ended `min_age_secs` ago with at least `min_files` files.

@@ -26,6 +26,25 @@ fn utf8(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
 }
 
+/// `key` and `value`, both inside the checked `KeyValue` `body`, as strings.
+///
+/// Almost every such body is UTF-8 as a whole (ASCII strings, lengths below 128), so one
+/// check of the body stands for the two of its strings: checking each string on its own cost
+/// 3% of the server's CPU, most of it per call. Other bodies check each string.
+#[inline]
+fn kv_strs<'a>(body: &'a [u8], key: &'a [u8], value: &'a [u8]) -> (&'a str, &'a str) {
+    if let Ok(text) = std::str::from_utf8(body) {
+        // Offsets of the parts in the body; `get` checks them (and the char boundaries).
+        let part = |p: &[u8]| {
+            let start = (p.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+            text.get(start..start.saturating_add(p.len()))
+                .unwrap_or_default()
+        };
+        return (part(key), part(value));
+    }
+    (utf8(key), utf8(value))
+}
+
 /// An `AnyValue`: its last variant.
 #[inline]
 fn any_value(body: &[u8]) -> Option<WVal<'_>> {
@@ -50,7 +69,8 @@ fn any_value(body: &[u8]) -> Option<WVal<'_>> {
 #[inline]
 pub(crate) fn key_value(body: &[u8]) -> Attr<'_, WireNested<'_>> {
     if let Some((key, value)) = string_kv(body) {
-        return (utf8(key), Some(Val::Str(utf8(value))));
+        let (key, value) = kv_strs(body, key, value);
+        return (key, Some(Val::Str(value)));
     }
     let mut key: &[u8] = &[];
     let mut value = None;
