@@ -34,11 +34,12 @@ fn utf8(b: &[u8]) -> &str {
 #[inline]
 fn kv_strs<'a>(body: &'a [u8], key: &'a [u8], value: &'a [u8]) -> (&'a str, &'a str) {
     if let Ok(text) = std::str::from_utf8(body) {
-        // Offsets of the parts in the body; `get` checks them (and the char boundaries).
-        let part = |p: &[u8]| {
+        // Offsets of the parts in the body. A part that is UTF-8 on its own (the check pass saw
+        // to that) starts and ends on char boundaries of a UTF-8 body; `get` checks anyway.
+        let part = |p: &'a [u8]| {
             let start = (p.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
             text.get(start..start.saturating_add(p.len()))
-                .unwrap_or_default()
+                .unwrap_or_else(|| utf8(p))
         };
         return (part(key), part(value));
     }
