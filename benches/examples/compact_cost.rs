@@ -3,8 +3,10 @@
 //! random values, 500k rows each) into an in-memory store, then compacts their hour.
 //!
 //! ```text
-//! cargo run --release -p phoenix-benches --example compact_cost -- [files] [compaction zstd level]
+//! cargo run --release -p phoenix-benches --example compact_cost -- [files] [compaction zstd level] [lz4|zstd]
 //! ```
+//!
+//! The third argument is the flush codec (`storage.flush_compression`, default lz4).
 //!
 //! The end-to-end benchmark runs for a minute, before any hour is compacted; this prices the
 //! work each stored datapoint costs later, when its hour is merged.
@@ -14,6 +16,7 @@ use std::time::Instant;
 
 use object_store::memory::InMemory;
 use phoenix_benches::{loadgen_batches, with_random_values};
+use phoenix_model::config::FlushCompression;
 use phoenix_storage::Storage;
 
 // As `phoenix serve` allocates (glibc malloc costs far more in the Parquet paths).
@@ -48,6 +51,11 @@ fn main() {
     if let Some(level) = std::env::args().nth(2).and_then(|s| s.parse().ok()) {
         config.compaction.zstd_level = level;
     }
+    match std::env::args().nth(3).as_deref() {
+        Some("zstd") => config.flush_compression = FlushCompression::Zstd,
+        Some("lz4") | None => config.flush_compression = FlushCompression::Lz4,
+        Some(other) => panic!("flush codec {other:?}: lz4 or zstd"),
+    }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let storage = Storage::open_with_store(Arc::new(InMemory::new()), &config)
@@ -78,7 +86,8 @@ fn main() {
         let compact_cpu = cpu_seconds() - cpu;
         let m = rows as f64 / 1e6;
         println!(
-            "{{\"rows\":{rows},\"files\":{files},\"compaction_zstd_level\":{},\"flush_cpu_s_per_m\":{:.3},\"compact_cpu_s_per_m\":{:.3},\"compact_wall_s\":{:.2},\"flushed_bytes_per_row\":{:.2},\"compacted_bytes_per_row\":{:.2}}}",
+            "{{\"rows\":{rows},\"files\":{files},\"flush_compression\":\"{:?}\",\"compaction_zstd_level\":{},\"flush_cpu_s_per_m\":{:.3},\"compact_cpu_s_per_m\":{:.3},\"compact_wall_s\":{:.2},\"flushed_bytes_per_row\":{:.2},\"compacted_bytes_per_row\":{:.2}}}",
+            config.flush_compression,
             config.compaction.zstd_level,
             flush_cpu / m,
             compact_cpu / m,
