@@ -269,20 +269,6 @@ impl Groups {
         }
     }
 
-    /// Whether keys are the rows' own series ids (no grouping by attributes).
-    pub(super) fn is_temporal(&self) -> bool {
-        matches!(self.grouping, Grouping::Temporal)
-    }
-
-    /// The slot of `key` if held, having read its latest window start: a read-ahead that
-    /// brings both into cache (see `Aggregate::read_ahead`); nothing changes.
-    #[inline]
-    pub(super) fn peek(&self, key: &OutKey) -> Option<u32> {
-        let idx = *self.index.get(key)?;
-        std::hint::black_box(self.last_window.get(idx as usize).copied());
-        Some(idx)
-    }
-
     /// The slot of `key`, created from row `row` when new; `None` when new and `max` series
     /// are already held.
     pub(super) fn find_or_insert(

@@ -27,9 +27,6 @@ use crate::Result;
 /// so one exporter with a wrong clock cannot push the watermark past every window.
 pub const MAX_FUTURE_NS: i64 = 10 * 60 * 1_000_000_000;
 
-/// Rows whose series state [`Aggregate::read_ahead`] reads at once.
-const READ_AHEAD_ROWS: usize = 16;
-
 /// Tumbling event-time windows over gauges, sums and histograms; see the module docs.
 pub struct Aggregate {
     settings: Settings,
@@ -155,39 +152,6 @@ impl Aggregate {
     }
 
     /// Routes every row of `batch` into its window (or the pass / drop masks).
-    /// Reads the state of `rows` before they are processed: each row's index entry, latest
-    /// window start and accumulator sit at random places among all series' state (tens of MB
-    /// at 100k series), and a row processed alone waits for those cache misses one after
-    /// another. Read here in a short loop, the rows' misses overlap; the rows are then
-    /// processed from cache. Nothing changes; returns the rows found (so the reads are kept).
-    fn read_ahead<'a>(
-        &self,
-        input: &Input<'a>,
-        rows: std::ops::Range<usize>,
-        names: &mut NameCache<'a>,
-    ) -> usize {
-        let w = self.settings.window_ns;
-        let t = input.time[rows.start];
-        let start = t.saturating_sub(t.rem_euclid(w));
-        let window = self
-            .windows
-            .iter()
-            .rev()
-            .find(|(s, _)| *s == start)
-            .map(|(_, win)| win);
-        let mut found = 0;
-        for row in rows {
-            let Some(shape) = input.class(row).shape() else {
-                continue;
-            };
-            let key = self.groups.key(input, row, shape, names);
-            if let Some(idx) = self.groups.peek(&key) {
-                found += 1 + usize::from(window.is_some_and(|win| win.accs.is_set(idx)));
-            }
-        }
-        found
-    }
-
     fn ingest(
         &mut self,
         batch: &RecordBatch,
@@ -202,13 +166,7 @@ impl Aggregate {
         let mut names = NameCache::default();
         // Window `[start, end)` of the previous row: most rows fall in the same one.
         let (mut cur_start, mut cur_end) = (i64::MAX, i64::MIN);
-        let rows = batch.num_rows();
-        let read_ahead = self.settings.mode == Mode::Rollup && self.groups.is_temporal();
-        for row in 0..rows {
-            if read_ahead && row % READ_AHEAD_ROWS == 0 {
-                let end = rows.min(row + READ_AHEAD_ROWS);
-                std::hint::black_box(self.read_ahead(&input, row..end, &mut names));
-            }
+        for row in 0..batch.num_rows() {
             let class = input.class(row);
             let shape = match self.settings.mode {
                 Mode::Rollup => class.shape(),

@@ -29,12 +29,6 @@ impl<T> Slots<T> {
         self.len
     }
 
-    /// Whether `slot` holds a value (a read that brings the slot into cache).
-    #[inline]
-    pub(super) fn is_set(&self, slot: u32) -> bool {
-        self.items.get(slot as usize).is_some_and(Option::is_some)
-    }
-
     /// The value of `slot`, inserted by `make` when absent.
     #[inline]
     pub(super) fn get_or_insert_with(&mut self, slot: u32, make: impl FnOnce() -> T) -> &mut T {

@@ -41,9 +41,6 @@ struct Admitted {
     touched: i64,
 }
 
-/// Rows whose admission entries [`CardinalityLimit::read_ahead`] reads at once.
-const READ_AHEAD_ROWS: usize = 16;
-
 /// Caps the series of each metric, folding the rest into overflow series.
 pub struct CardinalityLimit {
     max_series: usize,
@@ -237,16 +234,6 @@ impl CardinalityLimit {
         true
     }
 
-    /// Reads the admission entries of `ids` before their rows are admitted: entries sit at
-    /// random places in a map of every series, and a row admitted alone waits for its cache
-    /// miss; read here in a short loop, the misses overlap. Nothing changes; returns the ids
-    /// found (so the reads are kept).
-    fn read_ahead(&self, ids: &[u64]) -> usize {
-        ids.iter()
-            .filter(|id| self.admitted.get(id).is_some_and(|a| a.touched != i64::MIN))
-            .count()
-    }
-
     /// Whether metric `name` is limited; `last` caches the previous row's answer.
     #[inline]
     fn selected<'a>(&self, name: &'a str, last: &mut Option<(&'a str, bool)>) -> bool {
@@ -404,11 +391,7 @@ impl CardinalityLimit {
         // Rows come in runs of one kind and temporality: compare with the previous row's
         // strings instead of classifying each row.
         let mut last: Option<(&str, Option<&str>, bool)> = None;
-        let ids = v.series_id.values();
         for i in 0..rows {
-            if i % READ_AHEAD_ROWS == 0 {
-                std::hint::black_box(self.read_ahead(&ids[i..rows.min(i + READ_AHEAD_ROWS)]));
-            }
             let kind = v.kind.value(i);
             let temporality = v.temporality.is_valid(i).then(|| v.temporality.value(i));
             let hit = match last {
