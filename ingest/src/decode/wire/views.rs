@@ -29,8 +29,8 @@ fn utf8(b: &[u8]) -> &str {
 /// `key` and `value`, both inside the checked `KeyValue` `body`, as strings.
 ///
 /// Almost every such body is UTF-8 as a whole (ASCII strings, lengths below 128), so one
-/// check of the body stands for the two of its strings: checking each string on its own cost
-/// 3% of the server's CPU, most of it per call. Other bodies check each string.
+/// check of the body stands for its two strings: one call instead of two (1.2% fewer decode
+/// instructions; the per-byte work stays). Other bodies check each string.
 #[inline]
 fn kv_strs<'a>(body: &'a [u8], key: &'a [u8], value: &'a [u8]) -> (&'a str, &'a str) {
     if let Ok(text) = std::str::from_utf8(body) {
