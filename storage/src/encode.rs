@@ -420,7 +420,7 @@ impl FileEncoder {
                 Some(level) => p
                     .clone()
                     .into_builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
+                    .set_compression(zstd(level)?)
                     .build(),
                 None => p.clone(),
             })
@@ -466,21 +466,22 @@ pub const ACK_MAX_KEY: &str = "phoenix.ack_max";
 /// than half the size of dictionary encoding (see `value_encoding_choice_is_smaller`).
 const VALUE_ENCODING: Option<Encoding> = Some(Encoding::BYTE_STREAM_SPLIT);
 
+/// zstd at `level` (1..=22).
+fn zstd(level: i32) -> Result<Compression> {
+    Ok(Compression::ZSTD(ZstdLevel::try_new(level)?))
+}
+
 /// The codec of a flushed file under `cfg` (`storage.flush_compression`).
 pub(crate) fn flush_codec(cfg: &StorageConfig) -> Result<Compression> {
-    Ok(match cfg.flush_compression {
-        FlushCompression::Lz4 => Compression::LZ4_RAW,
-        FlushCompression::Zstd => Compression::ZSTD(ZstdLevel::try_new(cfg.zstd_level)?),
-    })
+    match cfg.flush_compression {
+        FlushCompression::Lz4 => Ok(Compression::LZ4_RAW),
+        FlushCompression::Zstd => zstd(cfg.zstd_level),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn zstd(level: i32) -> Compression {
-        Compression::ZSTD(ZstdLevel::try_new(level).expect("zstd level"))
-    }
     use crate::testing::{metrics_batch, TestPoint};
     use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -492,7 +493,7 @@ mod tests {
         FileEncoder::with_value_encoding(
             &metrics_schema(),
             0,
-            zstd(3),
+            zstd(3).expect("zstd level"),
             row_group_rows,
             value_encoding,
         )
@@ -770,7 +771,8 @@ mod tests {
                 false,
             ),
         ]));
-        let enc = FileEncoder::new(&schema, 0, zstd(3), 1024).expect("encoder");
+        let enc =
+            FileEncoder::new(&schema, 0, zstd(3).expect("zstd level"), 1024).expect("encoder");
         let batch = |metrics: &[Option<&str>], t0: i64| {
             let n = metrics.len();
             let attrs = metrics_batch(
