@@ -185,6 +185,7 @@ impl Table {
             }
             return Ok(None);
         }
+        self.record_compacted(rows, size);
         let bytes_before = metas.iter().map(|m| m.size).sum();
         let name = self.name().to_string();
         metrics::counter!(COMPACTIONS, "table" => name.clone()).increment(1);

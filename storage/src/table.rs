@@ -107,9 +107,12 @@ struct Inner {
     pub(crate) compact_lock: tokio::sync::Mutex<()>,
     flush_errors: AtomicU64,
     last_flush_unix_ms: AtomicU64,
-    /// Rows and bytes this process wrote, for [`Table::bytes_per_row`].
+    /// Rows and bytes this process flushed, for [`Table::bytes_per_row`].
     rows_written: AtomicU64,
     bytes_written: AtomicU64,
+    /// Rows and bytes of the files this process's compactions wrote.
+    rows_compacted: AtomicU64,
+    bytes_compacted: AtomicU64,
     /// Splits edge positions into (source partition, next offset), when the edge has sources.
     positions: std::sync::OnceLock<PositionSplit>,
     /// Parsed [`crate::POSITIONS_KEY`] of files already read (files are immutable).
@@ -166,6 +169,8 @@ impl Table {
                 last_flush_unix_ms: AtomicU64::new(0),
                 rows_written: AtomicU64::new(0),
                 bytes_written: AtomicU64::new(0),
+                rows_compacted: AtomicU64::new(0),
+                bytes_compacted: AtomicU64::new(0),
                 positions: std::sync::OnceLock::new(),
                 position_cache: Mutex::new(std::collections::HashMap::new()),
             }),
@@ -276,11 +281,26 @@ impl Table {
         positions
     }
 
-    /// Parquet bytes per row over the files this process wrote; `None` before the first.
+    /// Parquet bytes per stored row: over the files this process's compactions wrote once
+    /// there are any (what a row costs for the rest of its retention), else over the files it
+    /// flushed (LZ4 by default, so an overestimate until the first hour is compacted); `None`
+    /// before the first flush.
     pub fn bytes_per_row(&self) -> Option<f64> {
-        let rows = self.inner.rows_written.load(Ordering::Relaxed);
-        let bytes = self.inner.bytes_written.load(Ordering::Relaxed);
-        (rows > 0).then(|| bytes as f64 / rows as f64)
+        let ratio = |rows: &AtomicU64, bytes: &AtomicU64| {
+            let rows = rows.load(Ordering::Relaxed);
+            (rows > 0).then(|| bytes.load(Ordering::Relaxed) as f64 / rows as f64)
+        };
+        let inner = &self.inner;
+        ratio(&inner.rows_compacted, &inner.bytes_compacted)
+            .or_else(|| ratio(&inner.rows_written, &inner.bytes_written))
+    }
+
+    /// Counts a file that compaction wrote, for [`Table::bytes_per_row`].
+    pub(crate) fn record_compacted(&self, rows: u64, bytes: u64) {
+        self.inner.rows_compacted.fetch_add(rows, Ordering::Relaxed);
+        self.inner
+            .bytes_compacted
+            .fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// The table name.

@@ -367,6 +367,40 @@ async fn compaction_shrinks_bytes_per_row() {
     assert!(r.bytes_after < r.bytes_before);
 }
 
+/// The usage table's byte estimate takes the flushed files' bytes per row until an hour is
+/// compacted, then the compacted files' (what a row costs for the rest of its retention).
+#[tokio::test]
+async fn bytes_per_row_moves_to_compacted_files() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let storage = Storage::open_with_store(Arc::clone(&store), &cfg("memory://"))
+        .await
+        .expect("open");
+    let table = storage.table("metrics").expect("table");
+    assert_eq!(table.bytes_per_row(), None);
+    let mut flushed = (0_u64, 0_u64);
+    for f in 0..20 {
+        table
+            .append(regular(100, 1, T0 + f * 10 * SEC))
+            .expect("append");
+        let report = table.flush().await.expect("flush");
+        flushed = (flushed.0 + report.rows, flushed.1 + report.bytes);
+    }
+    let before = table.bytes_per_row().expect("flushed");
+    assert!((before - flushed.1 as f64 / flushed.0 as f64).abs() < 1e-9);
+    let r = table
+        .compact_hour(HOUR)
+        .await
+        .expect("compact")
+        .expect("done");
+    assert_eq!(r.rows, flushed.0);
+    let after = table.bytes_per_row().expect("compacted");
+    assert!((after - r.bytes_after as f64 / r.rows as f64).abs() < 1e-9);
+    assert!(
+        after < before,
+        "{after} B/row compacted vs {before} flushed"
+    );
+}
+
 /// A compacted hour of two-decimal gauges and integer counters is sorted by kind first, holds
 /// one kind per row group, and keeps each group's smaller `value` encoding: a dictionary for
 /// the gauges, BYTE_STREAM_SPLIT for the counters, at under 2 bytes per datapoint.
