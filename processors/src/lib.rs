@@ -19,7 +19,6 @@ pub mod error;
 pub mod fan_in;
 pub mod filter;
 pub mod graph;
-mod id_table;
 pub mod memory_edge;
 pub mod metrics;
 pub mod processor;

@@ -16,8 +16,10 @@ use phoenix_model::series_id::{combine, name_hash, pair_hash, ATTRIBUTE_SEED, RE
 use super::buckets::HistAcc;
 use super::input::{Input, Shape};
 use crate::columns::MapView;
-use crate::id_table::{IdKey, IdTable};
 use crate::series::SERVICE_NAME;
+
+/// A hash map for keys that are small integers or already hashes (FxHash).
+pub(super) type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// Identity of an output series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -28,13 +30,6 @@ pub(super) struct OutKey {
     pub shape: Shape,
     /// Bits of its `sample_rate`: rows of different rates never merge.
     pub rate: u64,
-}
-
-impl IdKey for OutKey {
-    #[inline]
-    fn id(&self) -> u64 {
-        self.id
-    }
 }
 
 /// How rows are grouped into output series.
@@ -172,7 +167,7 @@ pub(super) struct Groups {
     grouping: Grouping,
     /// Suffixes of gauge output names, one per function then quantile.
     suffixes: Vec<String>,
-    index: IdTable<OutKey, u32>,
+    index: FastMap<OutKey, u32>,
     slots: Vec<Option<OutSeries>>,
     /// Start of the latest window each slot got a row in (for idle expiry); apart from the
     /// series, so the per-row update touches 8 dense bytes, not the series' cache lines.
@@ -234,7 +229,7 @@ impl Groups {
         Groups {
             grouping,
             suffixes,
-            index: IdTable::default(),
+            index: FastMap::default(),
             slots: Vec::new(),
             last_window: Vec::new(),
             free: Vec::new(),

@@ -20,8 +20,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use super::merge::{Buckets, Merger, Point};
 use super::metrics::CardinalityMetrics;
 use crate::columns::{dropped_rows, short_eq, string_map, strings, MapView};
-use crate::delta::{bounds_layout, CumulativeState, InitialValue, Skip};
-use crate::id_table::IdTable;
+use crate::delta::{bounds_layout, CumulativeState, IdMap, InitialValue, Skip};
 use crate::processor::Processor;
 use crate::temporality::view::{opt_f64, Kind, PointView, Temp};
 use crate::Result;
@@ -51,7 +50,7 @@ pub struct CardinalityLimit {
     /// Metric name → index into `admitted_per_metric`.
     metric_ids: HashMap<String, u32>,
     admitted_per_metric: Vec<usize>,
-    admitted: IdTable<u64, Admitted>,
+    admitted: IdMap<Admitted>,
     /// Cumulative → delta state of overflowed cumulative series.
     deltas: CumulativeState,
     /// Attribute sum of `{otel.metric.overflow: "true"}` in the series-id recipe.
@@ -149,7 +148,7 @@ impl CardinalityLimit {
             expire_after_ns,
             metric_ids: HashMap::new(),
             admitted_per_metric: Vec::new(),
-            admitted: IdTable::default(),
+            admitted: IdMap::default(),
             deltas: CumulativeState::new_at(initial, expire_after_ns, now_ns),
             overflow_attrs: pair_hash(ATTRIBUTE_SEED, OVERFLOW_KEY, Some(OVERFLOW_VALUE)),
             now_ns,
