@@ -165,9 +165,9 @@ struct Group {
 /// the heap: each compare was a cache miss, and with ~10 rows per run those lookups missed the
 /// cache more often than the per-row series sets (callgrind's cache simulation of
 /// `stage_cost pipeline`: 7.1M vs 5.8M first-level misses; this key cut the pipeline's
-/// instructions by 6% and its misses by 8%). The 128-bit keyed hash (seeded per process, so senders
-/// cannot aim at a collision) makes a collision among a minute's groups as unlikely as two
-/// random 128-bit values meeting, so no string is compared.
+/// instructions by 6% and its misses by 8%). The 128-bit keyed hash (seeded per process, so
+/// senders cannot aim at a collision) makes a collision among a minute's groups as unlikely as
+/// two random 128-bit values meeting, so no string is compared.
 #[derive(Debug, Default)]
 struct Minute {
     index: rustc_hash::FxHashMap<u128, usize>,
