@@ -6,7 +6,8 @@
 //! cargo run --release -p phoenix-benches --example compact_cost -- [files] [compaction zstd level] [lz4|zstd]
 //! ```
 //!
-//! The third argument is the flush codec (`storage.flush_compression`, default lz4).
+//! The third argument is the flush codec (`storage.flush_compression`, default lz4); a fourth,
+//! `flush-only`, skips the compaction (for counting the flush's instructions under callgrind).
 //!
 //! The end-to-end benchmark runs for a minute, before any hour is compacted; this prices the
 //! work each stored datapoint costs later, when its hour is merged.
@@ -75,7 +76,12 @@ fn main() {
             flushed_bytes += table.flush().await.expect("flush").bytes;
             flush_cpu += cpu_seconds() - cpu;
         }
-        let hours = table.compaction_candidates(i64::MAX);
+        let flush_only = std::env::args().nth(4).as_deref() == Some("flush-only");
+        let hours = if flush_only {
+            Vec::new()
+        } else {
+            table.compaction_candidates(i64::MAX)
+        };
         let (cpu, wall) = (cpu_seconds(), Instant::now());
         let mut compacted_bytes = 0;
         for hour in hours {

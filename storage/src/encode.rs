@@ -40,6 +40,21 @@ const NO_STATISTICS: [&str; 2] = [col::UNIT, col::SCOPE];
 /// enough that the sorted copy stays a fraction of the flush.
 const SORTED_SLICE_ROWS: usize = 128 * 1024;
 
+/// Largest data page of a flushed file (Parquet's default is 1 MiB).
+///
+/// The writer builds each page in a buffer grown by doubling, copies it into a second one,
+/// zero-fills a third as large for the codec's output, then compresses: at 1 MiB these are
+/// fresh allocations that miss every cache (and, when the allocator has returned them to the
+/// OS, fault in again). At 64 KiB they stay in L2 and are reused. A flush took 22% less CPU
+/// (`compact_cost -- 6 3 lz4 flush-only`, medians of five alternating runs: 0.69 → 0.55 CPU-s
+/// per M rows, and 10x fewer page faults with mimalloc's default purge delay) for 2.6% more
+/// bytes. LZ4 looks back 64 KiB at most, so it finds the same matches in the smaller pages.
+const FLUSH_PAGE_BYTES: usize = 64 * 1024;
+
+/// Largest data page of a compacted file: zstd compresses a page on its own and finds more in
+/// larger ones (64 KiB pages made compacted files 5% larger for the same compaction CPU).
+const COMPACTED_PAGE_BYTES: usize = 1024 * 1024;
+
 /// One encoded file and what the manifest records of it.
 #[derive(Debug)]
 pub(crate) struct EncodedFile {
@@ -116,6 +131,7 @@ impl FileEncoder {
         let mut props = WriterProperties::builder()
             .set_compression(codec)
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+            .set_data_page_size_limit(FLUSH_PAGE_BYTES)
             .set_dictionary_enabled(true)
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_sorting_columns(Some(sorting_columns))
@@ -409,7 +425,7 @@ impl FileEncoder {
     }
 
     /// A writer of one of the table's files into `sink`, with zstd at `zstd_level` instead of
-    /// the table's level when given (compaction).
+    /// the table's codec, and pages of [`COMPACTED_PAGE_BYTES`], when given (compaction).
     pub(crate) fn writer<W: Write + Send>(
         &self,
         sink: W,
@@ -421,6 +437,7 @@ impl FileEncoder {
                     .clone()
                     .into_builder()
                     .set_compression(zstd(level)?)
+                    .set_data_page_size_limit(COMPACTED_PAGE_BYTES)
                     .build(),
                 None => p.clone(),
             })
@@ -673,8 +690,10 @@ mod tests {
             assert_eq!(got.rows, whole.num_rows() as u64);
             assert_eq!(Some(got.min_time), arrow::compute::min(times));
             assert_eq!(Some(got.max_time), arrow::compute::max(times));
-            if slice % 1024 == 0 || slice == usize::MAX {
-                // Slices on whole mini-batches (1,024 rows) write the very same pages.
+            if slice == usize::MAX {
+                // One slice writes the very same file. Smaller slices may cut pages elsewhere
+                // (a page ends at the first write batch past its size, and map leaves have
+                // several values per row), so they are compared by content below.
                 assert_eq!(got.bytes, want, "slice {slice}");
             }
             let read: Vec<RecordBatch> =
@@ -924,6 +943,40 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// Largest data page (uncompressed bytes) of any column in `file`.
+    fn largest_page(file: &Bytes) -> usize {
+        let reader = SerializedFileReader::new(file.clone()).expect("parquet");
+        let mut largest = 0;
+        for g in 0..reader.num_row_groups() {
+            let rg = reader.get_row_group(g).expect("row group");
+            for c in 0..rg.num_columns() {
+                for page in rg.get_column_page_reader(c).expect("pages") {
+                    let page = page.expect("page");
+                    if matches!(page.page_type(), parquet::basic::PageType::DATA_PAGE) {
+                        largest = largest.max(page.buffer().len());
+                    }
+                }
+            }
+        }
+        largest
+    }
+
+    /// Flushed files are written in pages of about `FLUSH_PAGE_BYTES` (a page ends at the
+    /// first write batch past it); compaction keeps Parquet's larger pages, which zstd
+    /// compresses better.
+    #[test]
+    fn flush_pages_are_small_and_compacted_pages_large() {
+        let batch = regular_size::regular(200, 360, false);
+        let enc = encoder(VALUE_ENCODING, 1024 * 1024);
+        let flushed = enc
+            .encode(&sort(&enc, &batch), None, None)
+            .expect("encode");
+        let compacted = regular_size::encode(&enc, &batch);
+        let (small, large) = (largest_page(&flushed), largest_page(&compacted));
+        assert!(small <= 2 * FLUSH_PAGE_BYTES, "flushed page of {small} bytes");
+        assert!(large > 2 * FLUSH_PAGE_BYTES, "compacted page of {large} bytes");
     }
 
     /// Measurement, not a check: bytes per datapoint by column of regular data, flush-sized
@@ -1232,13 +1285,13 @@ mod regular_size {
     }
 
     /// Sorts and encodes `batch` with `enc`; returns the file.
+    /// `batch` sorted and written as compaction writes an hour (zstd 3, its page size).
     pub(super) fn encode(enc: &FileEncoder, batch: &RecordBatch) -> Bytes {
-        enc.encode(
-            &enc.sort_batches(std::slice::from_ref(batch)).expect("sort"),
-            None,
-            None,
-        )
-        .expect("encode")
+        let sorted = enc.sort_batches(std::slice::from_ref(batch)).expect("sort");
+        let mut writer = enc.writer(Vec::new(), Some(3)).expect("writer");
+        writer.write(&sorted).expect("write");
+        writer.finish().expect("finish");
+        Bytes::from(writer.take_written().expect("bytes"))
     }
 
     /// Compressed bytes per top-level column (map leaves summed), plus `(total file)`.
