@@ -970,13 +970,17 @@ mod tests {
     fn flush_pages_are_small_and_compacted_pages_large() {
         let batch = regular_size::regular(200, 360, false);
         let enc = encoder(VALUE_ENCODING, 1024 * 1024);
-        let flushed = enc
-            .encode(&sort(&enc, &batch), None, None)
-            .expect("encode");
+        let flushed = enc.encode(&sort(&enc, &batch), None, None).expect("encode");
         let compacted = regular_size::encode(&enc, &batch);
         let (small, large) = (largest_page(&flushed), largest_page(&compacted));
-        assert!(small <= 2 * FLUSH_PAGE_BYTES, "flushed page of {small} bytes");
-        assert!(large > 2 * FLUSH_PAGE_BYTES, "compacted page of {large} bytes");
+        assert!(
+            small <= 2 * FLUSH_PAGE_BYTES,
+            "flushed page of {small} bytes"
+        );
+        assert!(
+            large > 2 * FLUSH_PAGE_BYTES,
+            "compacted page of {large} bytes"
+        );
     }
 
     /// Measurement, not a check: bytes per datapoint by column of regular data, flush-sized
