@@ -45,7 +45,7 @@ const SORTED_SLICE_ROWS: usize = 128 * 1024;
 /// The writer builds each page in a buffer grown by doubling, copies it into a second one,
 /// zero-fills a third as large for the codec's output, then compresses: at 1 MiB these are
 /// fresh allocations that miss every cache (and, when the allocator has returned them to the
-/// OS, fault in again). At 64 KiB they stay in L2 and are reused. A flush took 22% less CPU
+/// OS, fault in again). At 64 KiB they stay in L2 and are reused. A flush took 20% less CPU
 /// (`compact_cost -- 6 3 lz4 flush-only`, medians of five alternating runs: 0.69 → 0.55 CPU-s
 /// per M rows, and 10x fewer page faults with mimalloc's default purge delay) for 2.6% more
 /// bytes. LZ4 looks back 64 KiB at most, so it finds the same matches in the smaller pages.
