@@ -23,10 +23,21 @@ use crate::{Result, SCHEMA_VERSION_KEY};
 /// `kind` leads so that each row group holds one kind of data (see `row_groups.rs`).
 const SORT_PREFIX: [&str; 4] = [col::KIND, col::METRIC, col::SERVICE, col::SERIES_ID];
 
-/// String columns with a few distinct values per file that are written plain, not as a
-/// dictionary (`metric` and `service` keep theirs: they have more distinct values, and are
-/// what queries filter on).
-const LOW_CARDINALITY_PLAIN: [&str; 4] = [col::KIND, col::TEMPORALITY, col::UNIT, col::SCOPE];
+/// String columns written plain, not as a dictionary. Files are sorted by `kind`, `metric` and
+/// `service`, so each holds long runs of one value, which the codec stores as one long match;
+/// a dictionary hashes and looks up every row's value instead. For `metric` and `service`
+/// that made a flush ~9% slower (`compact_cost -- 6 3 lz4 flush-only`, medians of ten
+/// alternating runs: 0.63 → 0.575 CPU-s per M rows) for files 1.3% (flushed) and 0.3% (an
+/// hour of regular data) smaller. `metric` and `service` keep their statistics, which is what
+/// queries prune on.
+const LOW_CARDINALITY_PLAIN: [&str; 6] = [
+    col::KIND,
+    col::TEMPORALITY,
+    col::UNIT,
+    col::SCOPE,
+    col::METRIC,
+    col::SERVICE,
+];
 
 /// String columns written without statistics. Parquet compares every row's value with the
 /// page's min and max (a tenth of a flush's instructions went to the five string columns'
@@ -892,8 +903,7 @@ mod tests {
 
     /// Map keys and values are written plain (no dictionary page) and without statistics;
     /// low-cardinality strings are plain, `kind` with statistics, `unit` and `scope` without;
-    /// `metric` and `service` keep their dictionary and statistics; and the map entries read
-    /// back as written.
+    /// `metric` and `service` plain with statistics; and the map entries read back as written.
     #[test]
     fn map_leaves_are_plain_without_statistics() {
         let enc = encoder(VALUE_ENCODING, 1024 * 1024);
@@ -913,8 +923,8 @@ mod tests {
                 assert!(c.statistics().is_none(), "{path} has statistics");
             } else if path == "metric" || path == "service" {
                 assert!(
-                    c.dictionary_page_offset().is_some(),
-                    "{path} lost its dictionary"
+                    c.dictionary_page_offset().is_none(),
+                    "{path} has a dictionary"
                 );
                 assert!(c.statistics().is_some(), "{path} lost its statistics");
             } else if path == "kind" || path == "unit" || path == "scope" {
