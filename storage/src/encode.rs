@@ -1298,7 +1298,6 @@ mod regular_size {
         RecordBatch::try_new(schema, columns).expect("batch")
     }
 
-    /// Sorts and encodes `batch` with `enc`; returns the file.
     /// `batch` sorted and written as compaction writes an hour (zstd 3, its page size).
     pub(super) fn encode(enc: &FileEncoder, batch: &RecordBatch) -> Bytes {
         let sorted = enc.sort_batches(std::slice::from_ref(batch)).expect("sort");
