@@ -57,6 +57,7 @@ fn main() {
         Some("lz4") | None => config.flush_compression = FlushCompression::Lz4,
         Some(other) => panic!("flush codec {other:?}: lz4 or zstd"),
     }
+    let flush_only = std::env::args().nth(4).as_deref() == Some("flush-only");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let storage = Storage::open_with_store(Arc::new(InMemory::new()), &config)
@@ -76,7 +77,6 @@ fn main() {
             flushed_bytes += table.flush().await.expect("flush").bytes;
             flush_cpu += cpu_seconds() - cpu;
         }
-        let flush_only = std::env::args().nth(4).as_deref() == Some("flush-only");
         let hours = if flush_only {
             Vec::new()
         } else {
