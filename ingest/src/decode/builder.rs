@@ -1,8 +1,11 @@
 //! Column builders of one batch in `metrics_schema()` order, and the row append.
 //!
-//! [`Columns::append`] pushes exactly one slot (value or null) to every column, except that
+//! [`Columns::append`] pushes one slot (value or null) to every per-point column, except that
 //! nulls of the kind-specific column groups are owed and appended in runs (before the group's
-//! next value, or at finish), which is much cheaper than one null at a time.
+//! next value, or at finish), which is much cheaper than one null at a time. The columns every
+//! point of a metric, scope or resource shares are appended once per run of rows, after the
+//! run ([`Columns::metric_run`], [`Columns::scope_run`], [`Columns::resource_run`]): one bulk
+//! append instead of one call per row and column.
 
 use std::sync::Arc;
 
@@ -13,18 +16,28 @@ use arrow::array::{
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use phoenix_model::metrics_schema;
+use phoenix_model::schema::col;
 
 use super::attributes::RenderedAttrs;
 use super::capacity::Capacity;
+use super::runs::{RunMaps, RunStrings};
 use super::validate::finite;
 use super::view::{ExpPoint, HistogramPoint, SummaryPoint, View};
 
-/// Per-row fields shared by every metric kind.
-pub(crate) struct Common<'a> {
+/// Per-point fields shared by every metric kind.
+pub(crate) struct Common {
     /// `time`.
     pub time: i64,
     /// `start_time`.
     pub start_time: Option<i64>,
+    /// `series_id`.
+    pub series_id: u64,
+    /// `flags`.
+    pub flags: u32,
+}
+
+/// The fields every point of one metric shares.
+pub(crate) struct MetricFields<'a> {
     /// `metric`.
     pub metric: &'a str,
     /// `kind`.
@@ -35,14 +48,6 @@ pub(crate) struct Common<'a> {
     pub monotonic: Option<bool>,
     /// `unit`.
     pub unit: &'a str,
-    /// `service`.
-    pub service: &'a str,
-    /// `scope`.
-    pub scope: &'a str,
-    /// `series_id`.
-    pub series_id: u64,
-    /// `flags`.
-    pub flags: u32,
 }
 
 /// The kind-specific part of a row (already validated).
@@ -128,14 +133,14 @@ fn timestamps(rows: usize) -> TimestampNanosecondBuilder {
 pub(crate) struct Columns {
     time: TimestampNanosecondBuilder,
     start_time: TimestampNanosecondBuilder,
-    metric: StringBuilder,
-    kind: StringBuilder,
-    temporality: StringBuilder,
+    metric: RunStrings,
+    kind: RunStrings,
+    temporality: RunStrings,
     monotonic: BooleanBuilder,
-    unit: StringBuilder,
-    service: StringBuilder,
-    resource: StringMap,
-    scope: StringBuilder,
+    unit: RunStrings,
+    service: RunStrings,
+    resource: RunMaps,
+    scope: RunStrings,
     attributes: StringMap,
     series_id: UInt64Builder,
     value: Float64Builder,
@@ -169,14 +174,14 @@ impl Columns {
         Self {
             time: timestamps(n),
             start_time: timestamps(n),
-            metric: StringBuilder::with_capacity(n, text),
-            kind: StringBuilder::with_capacity(n, n * 9),
-            temporality: StringBuilder::with_capacity(n, n * 10),
+            metric: RunStrings::with_capacity(n, text),
+            kind: RunStrings::with_capacity(n, n * 9),
+            temporality: RunStrings::with_capacity(n, n * 10),
             monotonic: BooleanBuilder::with_capacity(n),
-            unit: StringBuilder::with_capacity(n, n * 2),
-            service: StringBuilder::with_capacity(n, text),
-            resource: string_map(c.resource_entries, c.resource_bytes, n),
-            scope: StringBuilder::with_capacity(n, text),
+            unit: RunStrings::with_capacity(n, n * 2),
+            service: RunStrings::with_capacity(n, text),
+            resource: RunMaps::with_capacity(n, c.resource_entries, c.resource_bytes),
+            scope: RunStrings::with_capacity(n, text),
             attributes: string_map(c.attr_entries, c.attr_bytes, n),
             series_id: UInt64Builder::with_capacity(n),
             value: Float64Builder::with_capacity(n),
@@ -201,30 +206,18 @@ impl Columns {
         }
     }
 
-    /// Appends one row.
+    /// Appends one row's per-point columns; its metric, scope and resource columns follow in
+    /// the runs.
     pub(crate) fn append<'a, F: View<'a>>(
         &mut self,
-        c: &Common<'_>,
-        resource: &ResourceMap,
+        c: &Common,
         attributes: &RenderedAttrs<'_>,
         values: Values<'_, 'a, F>,
     ) -> Result<(), ArrowError> {
         self.time.append_value(c.time);
         self.start_time.append_option(c.start_time);
-        self.metric.append_value(c.metric);
-        self.kind.append_value(c.kind);
-        self.temporality.append_option(c.temporality);
-        self.monotonic.append_option(c.monotonic);
-        self.unit.append_value(c.unit);
-        self.service.append_value(c.service);
-        let (keys, vals) = self.resource.entries();
-        keys.append_array(&resource.keys)?;
-        vals.append_array(&resource.values)?;
-        self.resource.append(true)?;
-        self.scope.append_value(c.scope);
         attributes.append_to(&mut self.attributes)?;
         self.series_id.append_value(c.series_id);
-        self.sample_rate.append_value(1.0);
         self.flags.append_value(c.flags);
         use Group::*;
         match values {
@@ -251,6 +244,48 @@ impl Columns {
             }
         }
         Ok(())
+    }
+
+    /// Appends the metric columns of the last `rows` rows (all points of one metric).
+    pub(crate) fn metric_run(
+        &mut self,
+        m: &MetricFields<'_>,
+        rows: usize,
+    ) -> Result<(), ArrowError> {
+        if rows == 0 {
+            return Ok(());
+        }
+        self.metric.append_n(m.metric, rows)?;
+        self.kind.append_n(m.kind, rows)?;
+        match m.temporality {
+            Some(t) => self.temporality.append_n(t, rows)?,
+            None => self.temporality.append_nulls(rows),
+        }
+        match m.monotonic {
+            Some(v) => self.monotonic.append_n(rows, v),
+            None => self.monotonic.append_nulls(rows),
+        }
+        self.unit.append_n(m.unit, rows)?;
+        self.sample_rate.append_value_n(1.0, rows);
+        Ok(())
+    }
+
+    /// Appends the scope column of the last `rows` rows (all points of one scope).
+    pub(crate) fn scope_run(&mut self, scope: &str, rows: usize) -> Result<(), ArrowError> {
+        self.scope.append_n(scope, rows)
+    }
+
+    /// Appends the service and resource columns of the last `rows` rows (all points of one
+    /// resource).
+    pub(crate) fn resource_run(
+        &mut self,
+        service: &str,
+        resource: &ResourceMap,
+        rows: usize,
+    ) -> Result<(), ArrowError> {
+        self.service.append_n(service, rows)?;
+        self.resource
+            .append_n(&resource.keys, &resource.values, rows)
     }
 
     /// Owes one null to each of `groups`.
@@ -351,17 +386,19 @@ impl Columns {
         for g in GROUPS {
             self.flush(g);
         }
+        let schema = metrics_schema();
+        let resource_type = schema.field_with_name(col::RESOURCE)?.data_type();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.start_time.finish()),
-            Arc::new(self.metric.finish()),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.temporality.finish()),
+            Arc::new(self.metric.finish()?),
+            Arc::new(self.kind.finish()?),
+            Arc::new(self.temporality.finish()?),
             Arc::new(self.monotonic.finish()),
-            Arc::new(self.unit.finish()),
-            Arc::new(self.service.finish()),
-            Arc::new(self.resource.finish()),
-            Arc::new(self.scope.finish()),
+            Arc::new(self.unit.finish()?),
+            Arc::new(self.service.finish()?),
+            self.resource.finish(resource_type)?,
+            Arc::new(self.scope.finish()?),
             Arc::new(self.attributes.finish()),
             Arc::new(self.series_id.finish()),
             Arc::new(self.value.finish()),
@@ -383,6 +420,6 @@ impl Columns {
             Arc::new(self.quantiles.finish()),
             Arc::new(self.quantile_values.finish()),
         ];
-        RecordBatch::try_new(metrics_schema(), columns)
+        RecordBatch::try_new(schema.clone(), columns)
     }
 }

@@ -16,6 +16,7 @@ mod builder;
 mod capacity;
 mod prost_view;
 pub mod reason;
+mod runs;
 pub mod series_id;
 mod validate;
 mod view;
@@ -31,7 +32,7 @@ use phoenix_model::schema::{kind, temporality};
 
 use crate::error::{Error, Result};
 use attributes::RenderedAttrs;
-use builder::{Columns, Common, ResourceMap, Values};
+use builder::{Columns, Common, MetricFields, ResourceMap, Values};
 use capacity::{memory_for, Capacity, ENTRY_BYTES, FIXED_ROW_BYTES, LIST_ITEM_BYTES};
 use prost_view::Prost;
 pub use reason::{Reason, RejectCounts};
@@ -285,21 +286,20 @@ fn decode_view<'a, F: View<'a>>(
     };
     let mut resource = RenderedAttrs::default();
     for rm in resources {
+        let resource_start = d.cols.rows();
         let res_len = rm.attrs.clone().count();
         let res_ok = resource.load(rm.attrs, res_len, series_id::RESOURCE_SEED, limits);
         let service = resource.find("service.name").unwrap_or("");
         let resource_map = ResourceMap::new(&resource);
         let resource_bytes = resource.bytes() + ENTRY_BYTES * resource.entries();
         for sm in rm.scopes {
+            let scope_start = d.cols.rows();
             let scope = sm.name;
             for m in sm.metrics {
                 let ctx = MetricCtx {
                     name: m.name,
                     unit: m.unit,
-                    scope,
-                    service,
                     resource: &resource,
-                    resource_map: &resource_map,
                     resource_ok: res_ok,
                     name_hash: series_id::name_hash(m.name),
                     row_bytes: FIXED_ROW_BYTES
@@ -311,7 +311,10 @@ fn decode_view<'a, F: View<'a>>(
                 };
                 d.metric::<F>(&ctx, m)?;
             }
+            d.cols.scope_run(scope, d.cols.rows() - scope_start)?;
         }
+        d.cols
+            .resource_run(service, &resource_map, d.cols.rows() - resource_start)?;
     }
     let mut out = d.out;
     out.accepted = d.cols.rows();
@@ -325,10 +328,7 @@ fn decode_view<'a, F: View<'a>>(
 struct MetricCtx<'a, 'r> {
     name: &'r str,
     unit: &'r str,
-    scope: &'a str,
-    service: &'a str,
     resource: &'a RenderedAttrs<'r>,
-    resource_map: &'a ResourceMap,
     resource_ok: Result<(), Reason>,
     name_hash: u64,
     /// Column bytes of one row of this metric, before its attributes and lists.
@@ -451,6 +451,7 @@ impl<'r> Decoder<'_, 'r> {
             self.out.reject(reason, name, n);
             return Ok(());
         }
+        let first_row = self.cols.rows();
         for p in points {
             let base = p.base();
             self.out.exemplars_dropped += base.exemplars_len as u64;
@@ -497,13 +498,6 @@ impl<'r> Decoder<'_, 'r> {
             let common = Common {
                 time,
                 start_time,
-                metric: name,
-                kind: shape.kind,
-                temporality: shape.temporality,
-                monotonic: shape.monotonic,
-                unit: ctx.unit,
-                service: ctx.service,
-                scope: ctx.scope,
                 series_id: series_id::combine(
                     ctx.name_hash,
                     ctx.resource.hash(),
@@ -511,9 +505,16 @@ impl<'r> Decoder<'_, 'r> {
                 ),
                 flags: base.flags,
             };
-            self.cols
-                .append(&common, ctx.resource_map, &self.point, values)?;
+            self.cols.append(&common, &self.point, values)?;
         }
+        let fields = MetricFields {
+            metric: name,
+            kind: shape.kind,
+            temporality: shape.temporality,
+            monotonic: shape.monotonic,
+            unit: ctx.unit,
+        };
+        self.cols.metric_run(&fields, self.cols.rows() - first_row)?;
         Ok(())
     }
 }
