@@ -259,7 +259,7 @@ impl Columns {
         self.kind.append_n(m.kind, rows)?;
         match m.temporality {
             Some(t) => self.temporality.append_n(t, rows)?,
-            None => self.temporality.append_nulls(rows),
+            None => self.temporality.append_nulls(rows)?,
         }
         match m.monotonic {
             Some(v) => self.monotonic.append_n(rows, v),

@@ -3,7 +3,9 @@
 //!
 //! A run of `n` rows costs a few doubling copies of the value's bytes and one arithmetic fill
 //! of its offsets, where `StringBuilder` / `MapBuilder` pay a call, a copy and capacity checks
-//! per row. The arrays are validated once when finished.
+//! per row. The arrays are validated once when finished. A string column with one value
+//! throughout (a request's unit, scope or service, usually) is not written out until a second
+//! value comes, and is then built by Arrow's `new_repeated`, which needs no validation.
 
 use std::sync::Arc;
 
@@ -16,6 +18,11 @@ use arrow::error::ArrowError;
 /// A Utf8 column built from runs of a repeated block of values.
 #[derive(Debug)]
 pub(crate) struct RunStrings {
+    /// While nothing is written: the one value (`None`: null) of every item so far, and how
+    /// many items there are.
+    uniform: Option<(Option<String>, usize)>,
+    /// Whether items went to the buffers below (then `uniform` is `None`).
+    written: bool,
     values: Vec<u8>,
     /// Arrow offsets: one more than the items, starting at 0.
     offsets: Vec<i32>,
@@ -28,6 +35,8 @@ impl RunStrings {
         let mut offsets = Vec::with_capacity(items + 1);
         offsets.push(0);
         Self {
+            uniform: None,
+            written: false,
             values: Vec::with_capacity(bytes),
             offsets,
             nulls: NullBufferBuilder::new(items),
@@ -37,18 +46,69 @@ impl RunStrings {
     /// Number of items appended.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.offsets.len() - 1
+        self.offsets.len() - 1 + self.uniform.as_ref().map_or(0, |(_, n)| *n)
     }
 
     /// Appends `value` `n` times.
     pub(crate) fn append_n(&mut self, value: &str, n: usize) -> Result<(), ArrowError> {
+        if self.extends_uniform(Some(value), n)? {
+            return Ok(());
+        }
+        self.write_n(value, n)
+    }
+
+    /// Appends `n` nulls.
+    pub(crate) fn append_nulls(&mut self, n: usize) -> Result<(), ArrowError> {
+        if !self.extends_uniform(None, n)? {
+            self.write_nulls(n);
+        }
+        Ok(())
+    }
+
+    /// Counts `n` items of `value` into the uniform value if they extend it (true); else
+    /// writes the uniform items out, so the caller writes these (false).
+    fn extends_uniform(&mut self, value: Option<&str>, n: usize) -> Result<bool, ArrowError> {
+        if n == 0 {
+            return Ok(true);
+        }
+        if self.written {
+            return Ok(false);
+        }
+        match &mut self.uniform {
+            None => {
+                self.uniform = Some((value.map(str::to_owned), n));
+                return Ok(true);
+            }
+            Some((held, count)) if held.as_deref() == value => {
+                *count += n;
+                return Ok(true);
+            }
+            Some(_) => {}
+        }
+        self.write_uniform()?;
+        Ok(false)
+    }
+
+    /// Ends the uniform state: its items go to the buffers.
+    fn write_uniform(&mut self) -> Result<(), ArrowError> {
+        self.written = true;
+        match self.uniform.take() {
+            Some((Some(value), n)) => self.write_n(&value, n),
+            Some((None, n)) => {
+                self.write_nulls(n);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn write_n(&mut self, value: &str, n: usize) -> Result<(), ArrowError> {
         self.repeat(value.as_bytes(), &[value.len()], n)?;
         self.nulls.append_n_non_nulls(n);
         Ok(())
     }
 
-    /// Appends `n` nulls.
-    pub(crate) fn append_nulls(&mut self, n: usize) {
+    fn write_nulls(&mut self, n: usize) {
         let last = self.offsets[self.offsets.len() - 1];
         self.offsets.extend(std::iter::repeat_n(last, n));
         self.nulls.append_n_nulls(n);
@@ -60,6 +120,7 @@ impl RunStrings {
         block: &StringArray,
         n: usize,
     ) -> Result<(), ArrowError> {
+        self.write_uniform()?;
         let offsets = block.value_offsets();
         let (first, last) = (offsets[0].unsigned_abs(), offsets[block.len()].unsigned_abs());
         let bytes = block
@@ -114,8 +175,13 @@ impl RunStrings {
         Ok(())
     }
 
-    /// The column (validated: offsets and UTF-8).
+    /// The column (validated: offsets and UTF-8, unless it holds one value throughout).
     pub(crate) fn finish(mut self) -> Result<StringArray, ArrowError> {
+        match self.uniform.take() {
+            Some((Some(value), n)) => return Ok(StringArray::new_repeated(value, n)),
+            Some((None, n)) => return Ok(StringArray::new_null(n)),
+            None => {}
+        }
         let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
         StringArray::try_new(offsets, Buffer::from_vec(self.values), self.nulls.finish())
     }
@@ -200,13 +266,41 @@ mod tests {
         for (value, n) in [(Some("abc"), 3), (None, 2), (Some(""), 4), (Some("é-x"), 9)] {
             match value {
                 Some(v) => runs.append_n(v, n).unwrap(),
-                None => runs.append_nulls(n),
+                None => runs.append_nulls(n).unwrap(),
             }
             (0..n).for_each(|_| one_by_one.append_option(value));
         }
         runs.append_n("never", 0).unwrap();
         assert_eq!(runs.len(), 18);
         assert_eq!(runs.finish().unwrap(), one_by_one.finish());
+    }
+
+    #[test]
+    fn one_value_throughout_is_repeated_without_writing() {
+        let cases: [&[(Option<&str>, usize)]; 4] = [
+            &[(Some("ms"), 3), (Some("ms"), 0), (Some("ms"), 7)],
+            &[(None, 2), (None, 5)],
+            &[],
+            // A null run after a value ends the uniform state, and the reverse.
+            &[(Some("ms"), 2), (None, 1), (Some("ms"), 2)],
+        ];
+        for runs_of in cases {
+            let mut runs = RunStrings::with_capacity(0, 0);
+            let mut one_by_one = StringBuilder::new();
+            for &(value, n) in runs_of {
+                match value {
+                    Some(v) => runs.append_n(v, n).unwrap(),
+                    None => runs.append_nulls(n).unwrap(),
+                }
+                (0..n).for_each(|_| one_by_one.append_option(value));
+            }
+            let expected = one_by_one.finish();
+            assert_eq!(runs.len(), expected.len());
+            let got = runs.finish().unwrap();
+            assert_eq!(got.len(), expected.len());
+            assert_eq!(got.null_count(), expected.null_count(), "{runs_of:?}");
+            assert!(got.iter().eq(expected.iter()), "{runs_of:?}");
+        }
     }
 
     #[test]
