@@ -514,7 +514,8 @@ impl<'r> Decoder<'_, 'r> {
             monotonic: shape.monotonic,
             unit: ctx.unit,
         };
-        self.cols.metric_run(&fields, self.cols.rows() - first_row)?;
+        self.cols
+            .metric_run(&fields, self.cols.rows() - first_row)?;
         Ok(())
     }
 }

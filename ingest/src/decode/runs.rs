@@ -122,12 +122,17 @@ impl RunStrings {
     ) -> Result<(), ArrowError> {
         self.write_uniform()?;
         let offsets = block.value_offsets();
-        let (first, last) = (offsets[0].unsigned_abs(), offsets[block.len()].unsigned_abs());
+        let (first, last) = (
+            offsets[0].unsigned_abs(),
+            offsets[block.len()].unsigned_abs(),
+        );
         let bytes = block
             .value_data()
             .get(first as usize..last as usize)
             .unwrap_or_default();
-        let lens: Vec<usize> = (0..block.len()).map(|i| block.value_length(i) as usize).collect();
+        let lens: Vec<usize> = (0..block.len())
+            .map(|i| block.value_length(i) as usize)
+            .collect();
         self.repeat(bytes, &lens, n)?;
         match block.nulls() {
             Some(nulls) => (0..n).for_each(|_| self.nulls.append_buffer(nulls)),
@@ -218,9 +223,9 @@ impl RunMaps {
         self.values.append_block_n(values, n)?;
         let base = self.offsets[self.offsets.len() - 1];
         // The keys column is below i32::MAX items, as its byte offsets are.
-        let k = i32::try_from(keys.len())
-            .map_err(|_| ArrowError::OffsetOverflowError(keys.len()))?;
-        let n = i32::try_from(n).map_err(|_| ArrowError::OffsetOverflowError(n as usize))?;
+        let k =
+            i32::try_from(keys.len()).map_err(|_| ArrowError::OffsetOverflowError(keys.len()))?;
+        let n = i32::try_from(n).map_err(|_| ArrowError::OffsetOverflowError(n))?;
         self.offsets.extend((1..=n).map(|i| base + i * k));
         Ok(())
     }
@@ -260,23 +265,24 @@ mod tests {
     use arrow::array::{MapBuilder, StringBuilder};
 
     #[test]
-    fn runs_equal_the_same_values_appended_one_by_one() {
+    fn runs_equal_the_same_values_appended_one_by_one() -> Result<(), ArrowError> {
         let mut runs = RunStrings::with_capacity(0, 0);
         let mut one_by_one = StringBuilder::new();
         for (value, n) in [(Some("abc"), 3), (None, 2), (Some(""), 4), (Some("é-x"), 9)] {
             match value {
-                Some(v) => runs.append_n(v, n).unwrap(),
-                None => runs.append_nulls(n).unwrap(),
+                Some(v) => runs.append_n(v, n)?,
+                None => runs.append_nulls(n)?,
             }
             (0..n).for_each(|_| one_by_one.append_option(value));
         }
-        runs.append_n("never", 0).unwrap();
+        runs.append_n("never", 0)?;
         assert_eq!(runs.len(), 18);
-        assert_eq!(runs.finish().unwrap(), one_by_one.finish());
+        assert_eq!(runs.finish()?, one_by_one.finish());
+        Ok(())
     }
 
     #[test]
-    fn one_value_throughout_is_repeated_without_writing() {
+    fn one_value_throughout_is_repeated_without_writing() -> Result<(), ArrowError> {
         let cases: [&[(Option<&str>, usize)]; 4] = [
             &[(Some("ms"), 3), (Some("ms"), 0), (Some("ms"), 7)],
             &[(None, 2), (None, 5)],
@@ -289,40 +295,45 @@ mod tests {
             let mut one_by_one = StringBuilder::new();
             for &(value, n) in runs_of {
                 match value {
-                    Some(v) => runs.append_n(v, n).unwrap(),
-                    None => runs.append_nulls(n).unwrap(),
+                    Some(v) => runs.append_n(v, n)?,
+                    None => runs.append_nulls(n)?,
                 }
                 (0..n).for_each(|_| one_by_one.append_option(value));
             }
             let expected = one_by_one.finish();
             assert_eq!(runs.len(), expected.len());
-            let got = runs.finish().unwrap();
+            let got = runs.finish()?;
             assert_eq!(got.len(), expected.len());
             assert_eq!(got.null_count(), expected.null_count(), "{runs_of:?}");
             assert!(got.iter().eq(expected.iter()), "{runs_of:?}");
         }
+        Ok(())
     }
 
     #[test]
-    fn map_runs_equal_the_maps_appended_one_by_one() {
+    fn map_runs_equal_the_maps_appended_one_by_one() -> Result<(), ArrowError> {
         let keys = StringArray::from(vec!["service.name", "host.name", "empty"]);
         let values = StringArray::from(vec![Some("api"), Some("h-1"), None]);
         let other_keys = StringArray::from(vec!["k"]);
         let other_values = StringArray::from(vec![Some("v")]);
         let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
         let mut runs = RunMaps::with_capacity(0, 0, 0);
-        for (k, v, n) in [(&keys, &values, 5), (&other_keys, &other_values, 1), (&keys, &values, 7)]
-        {
-            runs.append_n(k, v, n).unwrap();
+        for (k, v, n) in [
+            (&keys, &values, 5),
+            (&other_keys, &other_values, 1),
+            (&keys, &values, 7),
+        ] {
+            runs.append_n(k, v, n)?;
             for _ in 0..n {
                 let (kb, vb) = builder.entries();
-                kb.append_array(k).unwrap();
-                vb.append_array(v).unwrap();
-                builder.append(true).unwrap();
+                kb.append_array(k)?;
+                vb.append_array(v)?;
+                builder.append(true)?;
             }
         }
         let expected = builder.finish();
-        let got = runs.finish(expected.data_type()).unwrap();
+        let got = runs.finish(expected.data_type())?;
         assert_eq!(got.to_data(), expected.to_data());
+        Ok(())
     }
 }

@@ -873,3 +873,182 @@ fn mixed_kinds_stay_aligned() {
     assert_eq!(f64s(b, col::VALUE).value(6), 3.0);
     assert_eq!(list_u64(b, col::BUCKET_COUNTS, 2), Some(vec![0, 1]));
 }
+
+/// The columns shared by a metric, scope or resource (appended in runs) follow each row: over
+/// several resources, scopes and metric kinds, with points rejected inside a metric and a
+/// whole metric rejected, through both the protobuf and the prost decoder. The expectation is
+/// built row by row from the request, independently of the decoder.
+#[test]
+fn shared_columns_follow_each_row() {
+    let bad = || num(0, Value::AsInt(1), vec![]); // missing timestamp: rejected
+    let ok = |v: i64| num(T, Value::AsInt(v), vec![s("k", &v.to_string())]);
+    let sum = |name: &str, t: AggregationTemporality, mono: bool, points| Metric {
+        unit: "By".into(),
+        ..metric(
+            name,
+            Data::Sum(Sum {
+                data_points: points,
+                aggregation_temporality: t as i32,
+                is_monotonic: mono,
+            }),
+        )
+    };
+    let scope = |name: &str, metrics: Vec<Metric>| ScopeMetrics {
+        scope: Some(InstrumentationScope {
+            name: name.into(),
+            ..Default::default()
+        }),
+        metrics,
+        schema_url: String::new(),
+    };
+    let resource = |attrs: Vec<KeyValue>, scopes| ResourceMetrics {
+        resource: Some(Resource {
+            attributes: attrs,
+            ..Default::default()
+        }),
+        scope_metrics: scopes,
+        schema_url: String::new(),
+    };
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![
+            resource(
+                vec![s("service.name", "api"), s("host.name", "h1")],
+                vec![
+                    scope(
+                        "s1",
+                        vec![
+                            gauge("g1", vec![ok(1), bad(), ok(2)]),
+                            sum("c1", AggregationTemporality::Cumulative, true, vec![ok(3)]),
+                            gauge("", vec![ok(4)]), // empty name: the whole metric is rejected
+                        ],
+                    ),
+                    scope("", vec![gauge("g2", vec![bad()])]),
+                    scope(
+                        "s3",
+                        vec![sum(
+                            "d1",
+                            AggregationTemporality::Delta,
+                            false,
+                            vec![ok(5), ok(6)],
+                        )],
+                    ),
+                ],
+            ),
+            resource(vec![], vec![scope("s1", vec![gauge("g1", vec![ok(7)])])]),
+            resource(
+                vec![s("service.name", "db"), kv("port", AnyV::IntValue(5432))],
+                vec![scope("s4", vec![gauge("g3", vec![bad(), ok(8), bad()])])],
+            ),
+        ],
+    };
+    // (metric, kind, temporality, monotonic, unit, service, scope, resource) of each accepted
+    // row, in request order.
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        Option<bool>,
+        String,
+        String,
+        String,
+        Vec<(String, Option<String>)>,
+    );
+    let mut expected: Vec<Row> = Vec::new();
+    for rm in &req.resource_metrics {
+        let attrs = rm.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
+        let rendered: Vec<(String, Option<String>)> = attrs
+            .iter()
+            .map(|a| {
+                let v = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(AnyV::StringValue(s)) => s.clone(),
+                    Some(AnyV::IntValue(i)) => i.to_string(),
+                    other => panic!("unexpected test value {other:?}"),
+                };
+                (a.key.clone(), Some(v))
+            })
+            .collect();
+        let service = rendered
+            .iter()
+            .find(|(k, _)| k == "service.name")
+            .and_then(|(_, v)| v.clone())
+            .unwrap_or_default();
+        for sm in &rm.scope_metrics {
+            let scope_name = sm.scope.as_ref().map_or("", |s| &s.name).to_string();
+            for m in &sm.metrics {
+                let (kind, temporality, monotonic, points) = match m.data.as_ref() {
+                    Some(Data::Gauge(g)) => ("gauge", None, None, &g.data_points),
+                    Some(Data::Sum(s)) => (
+                        "sum",
+                        Some(if s.aggregation_temporality == 1 {
+                            "delta"
+                        } else {
+                            "cumulative"
+                        }),
+                        Some(s.is_monotonic),
+                        &s.data_points,
+                    ),
+                    other => panic!("unexpected test data {other:?}"),
+                };
+                if m.name.is_empty() {
+                    continue;
+                }
+                for _ in points.iter().filter(|p| p.time_unix_nano != 0) {
+                    expected.push((
+                        m.name.clone(),
+                        kind.into(),
+                        temporality.map(str::to_string),
+                        monotonic,
+                        m.unit.clone(),
+                        service.clone(),
+                        scope_name.clone(),
+                        rendered.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    assert_eq!(expected.len(), 7);
+    let body = prost::Message::encode_to_vec(&req);
+    let outcomes = [
+        ("prost", run(&req)),
+        (
+            "protobuf",
+            decode_protobuf(&body, &limits()).expect("decode"),
+        ),
+    ];
+    for (path, d) in outcomes {
+        assert_eq!(d.accepted, expected.len(), "{path}");
+        assert_eq!(d.rejected, 5, "{path}");
+        let b = batch(&d);
+        let opt = |name: &str, row: usize| {
+            let a = strings(b, name);
+            a.is_valid(row).then(|| a.value(row).to_string())
+        };
+        let monotonic: &BooleanArray = b
+            .column_by_name(col::MONOTONIC)
+            .expect("monotonic")
+            .as_boolean();
+        let got: Vec<Row> = (0..b.num_rows())
+            .map(|row| {
+                (
+                    strings(b, col::METRIC).value(row).to_string(),
+                    strings(b, col::KIND).value(row).to_string(),
+                    opt(col::TEMPORALITY, row),
+                    monotonic.is_valid(row).then(|| monotonic.value(row)),
+                    strings(b, col::UNIT).value(row).to_string(),
+                    strings(b, col::SERVICE).value(row).to_string(),
+                    strings(b, col::SCOPE).value(row).to_string(),
+                    map_entries(b, col::RESOURCE, row),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "{path}");
+        let rates = f64s(b, col::SAMPLE_RATE);
+        assert!((0..b.num_rows()).all(|r| rates.value(r) == 1.0), "{path}");
+        // The rows' own values stay with their shared columns.
+        let values: Vec<f64> = (0..b.num_rows())
+            .map(|r| f64s(b, col::VALUE).value(r))
+            .collect();
+        assert_eq!(values, [1.0, 2.0, 3.0, 5.0, 6.0, 7.0, 8.0], "{path}");
+    }
+}
