@@ -4,8 +4,8 @@
 //! A run of `n` rows costs a few doubling copies of the value's bytes and one arithmetic fill
 //! of its offsets, where `StringBuilder` / `MapBuilder` pay a call, a copy and capacity checks
 //! per row. The arrays are validated once when finished. A string column with one value
-//! throughout (a request's unit, scope or service, usually) is not written out until a second
-//! value comes, and is then built by Arrow's `new_repeated`, which needs no validation.
+//! throughout (a request's unit, scope or service, usually) is only counted, and finished by
+//! Arrow's `new_repeated`, which needs no validation; a second value writes it out as runs.
 
 use std::sync::Arc;
 
